@@ -1,0 +1,47 @@
+# Plugboard: the two commands a newcomer needs are `make dev` and `make test`.
+# Everything else is installed by the project's own files (uv.lock, pinned uv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON_PREFERENCE := only-system
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev test lint fmt typecheck schemas bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV) ## Install the locked environment into .venv
+	$(UV) sync --frozen --all-packages
+
+dev: install ## Start the whole stack locally (embedded Postgres + broker + every service)
+	$(UV) run --frozen plugboard dev
+
+test: install ## Run the whole test suite (real Postgres, real Kafka-protocol broker)
+	$(UV) run --frozen pytest
+
+lint: install ## ruff check, ruff format --check, pyright
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen pyright
+
+fmt: install ## Format and auto-fix
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+schemas: install ## Export the event JSON Schemas to libs/contracts/schemas/
+	$(UV) run --frozen python -m plugboard_contracts.export_schemas
+
+bench: install ## Run the benchmarks (each prints JSON)
+	$(UV) run --frozen python bench/outbox_relay.py
+	$(UV) run --frozen python bench/vault.py
+
+clean: ## Remove the environment and the dev state
+	rm -rf .venv $(TOOLS) .plugboard

@@ -1,0 +1,175 @@
+"""Database access shared by every service: a pool bound to the service's own
+schema, role provisioning, and a small migration runner for numbered `.sql` files.
+
+Each service owns one schema and one role; it never reads another's tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MIGRATION_FILE = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+
+
+class MigrationChecksumError(RuntimeError):
+    """An already applied migration file was edited; applied history must not change."""
+
+
+def quote_ident(name: str) -> str:
+    """Validate a schema or role name; we only ever build DDL from these."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid SQL identifier: {name!r}")
+    return f'"{name}"'
+
+
+def _encode_jsonb(value: object) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+
+
+def _decode_jsonb(data: bytes) -> object:
+    return json.loads(data[1:])  # first byte: jsonb binary format version
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """json/jsonb as Python objects; jsonb in binary format so COPY works too."""
+    await conn.set_type_codec(
+        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def connect(dsn: str, schema: str) -> asyncpg.Connection:
+    """One connection with the pool's settings, for LISTEN and one-off tasks."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": quote_ident(schema)})
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool whose connections see only the service schema (search_path) and map
+    json/jsonb to Python objects."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": quote_ident(schema)},
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+def dsn_for_role(admin_dsn: str, role: str) -> str:
+    """The admin DSN with its user swapped for the service role (trust or peer auth in
+    dev; production passes each service its own DATABASE_URL instead)."""
+    parts = urlsplit(admin_dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{quote(role)}@{host}"))
+
+
+async def provision(admin_dsn: str, schema: str, role: str) -> str:
+    """Create the service's LOGIN role and a schema it owns; return the role's DSN."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        lock_key = _lock_key(f"provision:{schema}")
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            if not exists:
+                await conn.execute(f"CREATE ROLE {quote_ident(role)} LOGIN")
+            await conn.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)} "
+                f"AUTHORIZATION {quote_ident(role)}"
+            )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    finally:
+        await conn.close()
+    return dsn_for_role(admin_dsn, role)
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(dirs: Sequence[Path]) -> list[Migration]:
+    """The kit's migrations first (outbox, inbox), then the service's, each in
+    file-name order. Names carry their origin so the two sets never collide."""
+    found: list[Migration] = []
+    for directory in [KIT_MIGRATIONS, *dirs]:
+        prefix = "servicekit/" if directory == KIT_MIGRATIONS else ""
+        for path in sorted(directory.glob("*.sql")):
+            if not _MIGRATION_FILE.match(path.name):
+                raise ValueError(f"migration file name must look like 0001_name.sql: {path}")
+            found.append(Migration(prefix + path.name, path.read_text()))
+    return found
+
+
+def _lock_key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+async def migrate(dsn: str, schema: str, dirs: Sequence[Path]) -> list[str]:
+    """Apply pending migrations; return the names applied now.
+
+    Concurrent runners serialise on an advisory lock; each file runs in its own
+    transaction with its checksum row, so a failure leaves no half-applied file.
+    """
+    migrations = load_migrations(dirs)
+    conn = await connect(dsn, schema)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(f"migrate:{schema}"))
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")  # unprovisioned dev use
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        rows = await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        applied = {row["name"]: row["checksum"] for row in rows}
+        for migration in migrations:
+            if migration.name in applied and applied[migration.name] != migration.checksum:
+                raise MigrationChecksumError(
+                    f"migration {migration.name} in schema {schema} was edited after it was "
+                    "applied; add a new migration instead"
+                )
+        done: list[str] = []
+        for migration in migrations:
+            if migration.name in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                    migration.name,
+                    migration.checksum,
+                )
+            done.append(migration.name)
+        return done
+    finally:
+        await conn.close()

@@ -1,0 +1,125 @@
+"""Kafka clients configured the one safe way (see TOOLCHAIN.md: acknowledgement traps).
+
+Producers are idempotent with acks=all; consumers never auto-commit; topics are
+created explicitly so their partition count never depends on who touched them first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from plugboard_servicekit.logging import get_logger
+
+log = get_logger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+MAX_BATCH_BYTES = 1024 * 1024
+_NO_IDEMPOTENCE: set[str] = set()
+"""Brokers that refused InitProducerId in this process (asked once, not per producer)."""
+
+
+async def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
+    """A started producer that neither loses nor reorders acknowledged messages.
+
+    Idempotent where the broker supports it (Apache Kafka). The embedded Tansu broker
+    answers InitProducerId with an error; there we fall back to acks=all without
+    idempotence: aiokafka still keeps one batch in flight per partition, so order
+    holds, and a retried batch can only duplicate, which every inbox absorbs.
+    """
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": MAX_BATCH_BYTES,
+        "request_timeout_ms": 15000,
+    }
+    config.update(overrides)
+    if bootstrap_servers in _NO_IDEMPOTENCE:
+        config["enable_idempotence"] = False
+    try:
+        return await _started_producer(config)
+    except KafkaError as exc:
+        if not config["enable_idempotence"]:
+            raise
+        log.warning("idempotent_producer_unsupported", error=type(exc).__name__)
+        _NO_IDEMPOTENCE.add(bootstrap_servers)
+        return await _started_producer({**config, "enable_idempotence": False})
+
+
+async def _started_producer(config: dict[str, Any]) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(**config)
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
+def create_consumer(
+    bootstrap_servers: str,
+    group_id: str,
+    *,
+    session_timeout_ms: int = 10000,
+    heartbeat_interval_ms: int = 3000,
+    **overrides: Any,
+) -> AIOKafkaConsumer:
+    """A consumer that commits only what the caller says it has applied."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": heartbeat_interval_ms,
+        "max_poll_records": 500,
+    }
+    config.update(overrides)
+    return AIOKafkaConsumer(**config)
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int = 6,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [name for name in dict.fromkeys(names) if name not in existing]
+        if not wanted:
+            return []
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, replication_factor) for name in wanted]
+        )
+        failed = [
+            (topic, code)
+            for topic, code, *_ in response.topic_errors
+            if code not in (0, _TOPIC_ALREADY_EXISTS)
+        ]
+        if failed:
+            raise RuntimeError(f"could not create topics: {failed}")
+        return wanted
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
+    """A TCP connect to the first bootstrap server: cheap enough for /readyz."""
+    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True

@@ -1,0 +1,170 @@
+"""Transactional outbox: write events with the state they announce, publish them after.
+
+`add` runs inside the caller's transaction, so an event exists exactly when its
+state change committed. `OutboxRelay` is the only publisher: one leader per schema
+(advisory lock) sends rows in id order through an idempotent producer, deletes what
+Kafka acknowledged, and on any failure starts over from the oldest unsent row, so a
+broker outage or a relay restart can duplicate (the inbox absorbs that) but never
+lose or reorder events of one key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from plugboard_contracts.envelope import CloudEvent
+
+from plugboard_servicekit import kafka, metrics, telemetry
+from plugboard_servicekit.db import connect
+from plugboard_servicekit.logging import get_logger
+
+log = get_logger(__name__)
+
+_COLUMNS = ("event_id", "topic", "key", "payload", "headers")
+_INSERT = "INSERT INTO outbox (event_id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)"
+
+
+def _row(event: CloudEvent[Any], headers: dict[str, str]) -> tuple[Any, ...]:
+    payload = event.model_dump_json(by_alias=True).encode()
+    return (event.id, event.type, event.subject, payload, headers)
+
+
+async def add(conn: asyncpg.Connection, event: CloudEvent[Any]) -> None:
+    """Stage one event in the caller's transaction (topic = type, key = subject)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox.add must run inside the transaction of the state change")
+    await conn.execute(_INSERT, *_row(event, telemetry.inject_traceparent()))
+
+
+async def add_many(conn: asyncpg.Connection, events: Sequence[CloudEvent[Any]]) -> None:
+    """Stage many events at once (bulk effects such as the expiry sweep)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("outbox.add_many must run inside the transaction of the state change")
+    headers = telemetry.inject_traceparent()
+    await conn.copy_records_to_table(
+        "outbox", records=[_row(event, headers) for event in events], columns=_COLUMNS
+    )
+
+
+def _lock_key(schema: str) -> int:
+    digest = hashlib.sha256(f"outbox-relay:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class OutboxRelay:
+    """Publishes one schema's outbox to Kafka; safe to run in every replica."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        bootstrap_servers: str,
+        *,
+        batch_size: int = 2000,
+        poll_interval: float = 1.0,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self._bootstrap = bootstrap_servers
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retry_backoff = retry_backoff
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.is_leader = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        """Reconnect forever: a database or broker outage only delays publishing."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
+                log.warning("outbox_relay_error", schema=self._schema, error=type(exc).__name__)
+                self.is_leader = False
+                await asyncio.sleep(self._retry_backoff)
+
+    async def _lead(self) -> None:
+        conn = await connect(self._dsn, self._schema)
+        producer: AIOKafkaProducer | None = None
+        try:
+            await self._become_leader(conn)
+            await conn.add_listener(f"{self._schema}_outbox", self._on_notify)
+            producer = await kafka.create_producer(self._bootstrap)
+            while True:
+                sent = await self._publish_batch(conn, producer)
+                if sent < self._batch_size:
+                    await self._report_lag(conn)
+                    await self._wait_for_work()
+        finally:
+            self.is_leader = False
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close())
+
+    async def _become_leader(self, conn: asyncpg.Connection) -> None:
+        """Only one relay per schema publishes, or two could interleave a key's events."""
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self._schema)):
+            await asyncio.sleep(self._poll_interval)
+        self.is_leader = True
+        log.info("outbox_relay_leader", schema=self._schema)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        self._wake.clear()
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        futures = [
+            await producer.send(
+                row["topic"],
+                value=row["payload"],
+                key=row["key"].encode(),
+                headers=[(k, str(v).encode()) for k, v in row["headers"].items()],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
+        for row in rows:
+            metrics.EVENTS_PUBLISHED.labels(topic=row["topic"]).inc()
+        return len(rows)
+
+    async def _report_lag(self, conn: asyncpg.Connection) -> None:
+        pending, oldest = await conn.fetchrow(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)"
+            " FROM outbox"
+        )
+        metrics.OUTBOX_PENDING.labels(service=self._schema).set(pending)
+        metrics.OUTBOX_OLDEST_AGE_SECONDS.labels(service=self._schema).set(float(oldest))

@@ -1,0 +1,64 @@
+"""Helpers for the servicekit integration tests: a migrated schema with an `effects`
+table, events for arbitrary test topics, and a consumer that records effects."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from plugboard_contracts.envelope import CloudEvent
+from plugboard_contracts.ids import uuid7
+from plugboard_servicekit import db, kafka
+
+EFFECTS_MIGRATIONS = Path(__file__).parent / "effects_migrations"
+
+
+def make_event(topic: str, key: str, seq: int, **extra: Any) -> CloudEvent[dict[str, Any]]:
+    return CloudEvent[dict[str, Any]](
+        id=uuid7(),
+        source="servicekit-tests",
+        type=topic,
+        subject=key,
+        time=datetime.now(UTC),
+        dataschema=None,
+        orgid="org-test",
+        data={"seq": seq, **extra},
+    )
+
+
+async def record_effect(conn: asyncpg.Connection, event: CloudEvent[dict[str, Any]]) -> None:
+    await conn.execute(
+        "INSERT INTO effects (event_id, key, seq) VALUES ($1, $2, $3)",
+        event.id,
+        event.subject,
+        event.data["seq"],
+    )
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def effects_db(postgres_dsn: str, fresh_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    await db.migrate(postgres_dsn, fresh_schema, [EFFECTS_MIGRATIONS])
+    pool = await db.create_pool(postgres_dsn, fresh_schema, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> str:
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    await kafka.ensure_topics(kafka_bootstrap, [name, f"{name}.dlq"], partitions=3)
+    return name
