@@ -14,16 +14,16 @@ import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, embedded, kafka, outbox
 from plugboard_servicekit.consumer import EventConsumer
+from plugboard_servicekit.db import Connection
 from plugboard_servicekit.outbox import OutboxRelay
 
 EFFECTS_SQL = """
@@ -50,16 +50,14 @@ def make_event(topic: str, seq: int) -> CloudEvent[dict[str, Any]]:
     )
 
 
-async def record_effect(conn: asyncpg.Connection, event: CloudEvent[dict[str, Any]]) -> None:
+async def record_effect(conn: Connection, event: CloudEvent[dict[str, Any]]) -> None:
     """A per-event handler: one statement per event."""
     await conn.execute(
         "INSERT INTO effects (event_id, seq) VALUES ($1, $2)", event.id, event.data["seq"]
     )
 
 
-async def record_effects(
-    conn: asyncpg.Connection, events: Sequence[CloudEvent[dict[str, Any]]]
-) -> None:
+async def record_effects(conn: Connection, events: Sequence[CloudEvent[dict[str, Any]]]) -> None:
     """A batch handler: one set-based statement per partition batch."""
     await conn.execute(
         "INSERT INTO effects (event_id, seq) SELECT * FROM unnest($1::uuid[], $2::int[])",
@@ -96,7 +94,7 @@ async def raw_broker(bootstrap: str, events: int) -> dict[str, float]:
         batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
         for records in batches.values():
             received += len(
-                [CloudEvent[dict[str, Any]].model_validate_json(r.value) for r in records]
+                [CloudEvent[dict[str, Any]].model_validate_json(r.value or b"") for r in records]
             )
     elapsed = time.perf_counter() - started
     await producer.stop()

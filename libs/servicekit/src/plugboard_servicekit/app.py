@@ -9,7 +9,7 @@ responses, auth key, `/healthz`, `/readyz` and `/metrics`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,7 @@ log = get_logger(__name__)
 
 ReadinessCheck = Callable[["Runtime"], Awaitable[str | None]]
 """Returns None when ready, or a short reason why not."""
-BackgroundTask = Callable[["Runtime"], Awaitable[None]]
+BackgroundTask = Callable[["Runtime"], Coroutine[Any, Any, None]]
 _MESSAGING = "plugboard.messaging"
 
 
@@ -81,7 +81,7 @@ async def _connect_messaging(
             if consumer is not None:
                 await consumer.start()
             break
-        except Exception as exc:  # noqa: BLE001 - retried until the broker is back
+        except Exception as exc:
             log.warning("messaging_start_failed", error=type(exc).__name__)
             await asyncio.sleep(2)
     relay.start()
@@ -138,7 +138,7 @@ async def _readiness(runtime: Runtime) -> dict[str, str]:
     try:
         await runtime.pool.fetchval("SELECT 1", timeout=1.0)
         checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
+    except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     reachable = await kafka.broker_reachable(runtime.settings.kafka_bootstrap_servers)
     checks["broker"] = "ok" if reachable else "unreachable"

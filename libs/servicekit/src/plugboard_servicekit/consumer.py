@@ -25,11 +25,12 @@ from plugboard_contracts.topics import dlq_topic
 from pydantic import ValidationError
 
 from plugboard_servicekit import kafka, metrics, telemetry
+from plugboard_servicekit.db import Connection
 from plugboard_servicekit.logging import get_logger
 
 Event = CloudEvent[dict[str, Any]]
-Handler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
-BatchHandler = Callable[[asyncpg.Connection, Sequence[Event]], Awaitable[None]]
+Handler = Callable[[Connection, Event], Awaitable[None]]
+BatchHandler = Callable[[Connection, Sequence[Event]], Awaitable[None]]
 """Applies a partition's new events at once (set-based SQL); same transaction rules."""
 
 log = get_logger(__name__)
@@ -102,10 +103,10 @@ class EventConsumer:
         try:
             try:
                 await self._apply(records)
-            except Exception:  # noqa: BLE001 - isolate the failing record below
+            except Exception:
                 for record in records:
                     await self._apply_with_retries(record)
-        except Exception as exc:  # noqa: BLE001 - database or broker down: read again later
+        except Exception as exc:
             log.warning("partition_batch_failed", topic=tp.topic, error=type(exc).__name__)
             self._consumer.seek(tp, records[0].offset)
             await asyncio.sleep(self._backoff_max)
@@ -141,7 +142,7 @@ class EventConsumer:
             len(events) - len(fresh)
         )
 
-    async def _handle_one(self, conn: asyncpg.Connection, record: ConsumerRecord, event: Event):
+    async def _handle_one(self, conn: Connection, record: ConsumerRecord, event: Event):
         with tracer.start_as_current_span(
             f"{record.topic} process",
             context=telemetry.extract_context(record.headers),
@@ -160,7 +161,7 @@ class EventConsumer:
             except (ValidationError, ValueError) as exc:
                 error = exc  # a malformed envelope never gets better
                 break
-            except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
+            except Exception as exc:
                 error = exc
                 metrics.EVENTS_FAILED.labels(topic=record.topic).inc()
                 await asyncio.sleep(min(self._backoff_max, self._backoff_base * 2**attempts))
@@ -198,9 +199,7 @@ def _parse(record: ConsumerRecord) -> Event:
     return CloudEvent[dict[str, Any]].model_validate_json(record.value)
 
 
-async def _record_in_inbox(
-    conn: asyncpg.Connection, entries: Sequence[tuple[UUID, str]]
-) -> set[UUID]:
+async def _record_in_inbox(conn: Connection, entries: Sequence[tuple[UUID, str]]) -> set[UUID]:
     rows = await conn.fetch(
         "INSERT INTO inbox (event_id, topic)"
         " SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING"

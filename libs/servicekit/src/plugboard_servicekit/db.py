@@ -15,6 +15,10 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""A connection as use cases receive it: plain or acquired from a pool."""
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -42,9 +46,7 @@ def _decode_jsonb(data: bytes) -> object:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     """json/jsonb as Python objects; jsonb in binary format so COPY works too."""
-    await conn.set_type_codec(
-        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-    )
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec(
         "jsonb",
         encoder=_encode_jsonb,

@@ -104,7 +104,7 @@ async def ensure_topics(
         )
         failed = [
             (topic, code)
-            for topic, code, *_ in response.topic_errors
+            for topic, code, *_ in getattr(response, "topic_errors", [])
             if code not in (0, _TOPIC_ALREADY_EXISTS)
         ]
         if failed:

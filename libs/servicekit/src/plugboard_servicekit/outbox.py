@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from plugboard_contracts.envelope import CloudEvent
 
 from plugboard_servicekit import kafka, metrics, telemetry
-from plugboard_servicekit.db import connect
+from plugboard_servicekit.db import Connection, connect
 from plugboard_servicekit.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,14 +35,14 @@ def _row(event: CloudEvent[Any], headers: dict[str, str]) -> tuple[Any, ...]:
     return (event.id, event.type, event.subject, payload, headers)
 
 
-async def add(conn: asyncpg.Connection, event: CloudEvent[Any]) -> None:
+async def add(conn: Connection, event: CloudEvent[Any]) -> None:
     """Stage one event in the caller's transaction (topic = type, key = subject)."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add must run inside the transaction of the state change")
     await conn.execute(_INSERT, *_row(event, telemetry.inject_traceparent()))
 
 
-async def add_many(conn: asyncpg.Connection, events: Sequence[CloudEvent[Any]]) -> None:
+async def add_many(conn: Connection, events: Sequence[CloudEvent[Any]]) -> None:
     """Stage many events at once (bulk effects such as the expiry sweep)."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add_many must run inside the transaction of the state change")
@@ -97,7 +97,7 @@ class OutboxRelay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
+            except Exception as exc:
                 log.warning("outbox_relay_error", schema=self._schema, error=type(exc).__name__)
                 self.is_leader = False
                 await asyncio.sleep(self._retry_backoff)
@@ -162,9 +162,10 @@ class OutboxRelay:
         return len(rows)
 
     async def _report_lag(self, conn: asyncpg.Connection) -> None:
-        pending, oldest = await conn.fetchrow(
+        row = await conn.fetchrow(
             "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)"
             " FROM outbox"
         )
-        metrics.OUTBOX_PENDING.labels(service=self._schema).set(pending)
-        metrics.OUTBOX_OLDEST_AGE_SECONDS.labels(service=self._schema).set(float(oldest))
+        assert row is not None  # an aggregate always returns one row
+        metrics.OUTBOX_PENDING.labels(service=self._schema).set(row[0])
+        metrics.OUTBOX_OLDEST_AGE_SECONDS.labels(service=self._schema).set(float(row[1]))

@@ -15,6 +15,7 @@ import pytest
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, kafka
+from plugboard_servicekit.db import Connection
 
 EFFECTS_MIGRATIONS = Path(__file__).parent / "effects_migrations"
 
@@ -32,7 +33,7 @@ def make_event(topic: str, key: str, seq: int, **extra: Any) -> CloudEvent[dict[
     )
 
 
-async def record_effect(conn: asyncpg.Connection, event: CloudEvent[dict[str, Any]]) -> None:
+async def record_effect(conn: Connection, event: CloudEvent[dict[str, Any]]) -> None:
     await conn.execute(
         "INSERT INTO effects (event_id, key, seq) VALUES ($1, $2, $3)",
         event.id,

@@ -30,7 +30,7 @@ async def test_edited_applied_migration_is_refused(
     await db.migrate(postgres_dsn, fresh_schema, [tmp_path])
     write(tmp_path, "0001_things.sql", "CREATE TABLE things (id bigint PRIMARY KEY);")
     write(tmp_path, "0002_more.sql", "CREATE TABLE more (id int);")
-    with pytest.raises(db.MigrationChecksumError, match="0001_things.sql"):
+    with pytest.raises(db.MigrationChecksumError, match=r"0001_things\.sql"):
         await db.migrate(postgres_dsn, fresh_schema, [tmp_path])
     conn = await db.connect(postgres_dsn, fresh_schema)
     try:

@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from plugboard_servicekit import kafka, outbox
-from plugboard_servicekit.consumer import EventConsumer
+from plugboard_servicekit.consumer import Event, EventConsumer
+from plugboard_servicekit.db import Connection
 from plugboard_servicekit.outbox import OutboxRelay
 
 from .conftest import make_event, record_effect, wait_until
@@ -61,7 +62,7 @@ async def test_every_event_once_in_order_through_relay_restart_and_broker_stall(
     postgres_dsn: str,
     fresh_schema: str,
     kafka_bootstrap: str,
-    broker_process,  # noqa: ANN001 - fixture object with pause()/resume()
+    broker_process,
     topic: str,
 ) -> None:
     consumer = consumer_for(effects_db, kafka_bootstrap, topic)
@@ -121,7 +122,7 @@ async def test_duplicate_delivery_has_one_effect(
 async def test_poison_message_is_dead_lettered_and_partition_keeps_flowing(
     effects_db: asyncpg.Pool, kafka_bootstrap: str, topic: str
 ) -> None:
-    async def handler(conn: asyncpg.Connection, event) -> None:  # noqa: ANN001
+    async def handler(conn: Connection, event: Event) -> None:
         if event.data.get("poison"):
             raise RuntimeError("cannot apply this one")
         await record_effect(conn, event)

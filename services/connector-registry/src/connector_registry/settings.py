@@ -1,4 +1,4 @@
-"""Settings of the connector-registry service (env prefix `REGISTRY_`; shared settings unprefixed)."""
+"""Settings of the connector-registry service (prefix `REGISTRY_`; shared ones unprefixed)."""
 
 from plugboard_servicekit.settings import ServiceSettings, service_settings_config
 

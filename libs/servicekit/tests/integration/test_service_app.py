@@ -1,0 +1,149 @@
+"""The service app factory on real servers: a request's state change and its event
+commit together, the relay publishes, the service's consumer applies it; health,
+readiness and metrics answer as operators expect."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+from plugboard_contracts.envelope import CloudEvent
+from plugboard_contracts.ids import uuid7
+from plugboard_servicekit import outbox
+from plugboard_servicekit.app import Runtime, ServiceSpec, create_service_app, get_runtime
+from plugboard_servicekit.auth import Caller, mint_token, require_scopes
+from plugboard_servicekit.consumer import Event
+from plugboard_servicekit.db import Connection
+from plugboard_servicekit.settings import ServiceSettings
+from pydantic import BaseModel
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.integration
+TOPIC = f"test.notes.{uuid.uuid4().hex[:8]}"
+
+
+class NoteIn(BaseModel):
+    text: str
+
+
+def notes_router() -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.post("/notes", status_code=201)
+    async def create_note(
+        body: NoteIn,
+        caller: Caller = Depends(require_scopes("notes:write")),
+        runtime: Runtime = Depends(get_runtime),
+    ) -> dict[str, str]:
+        note_id = uuid7()
+        event = CloudEvent[dict[str, Any]](
+            id=uuid7(),
+            source="demo",
+            type=TOPIC,
+            subject=str(note_id),
+            time=datetime.now(UTC),
+            dataschema=None,
+            orgid=caller.org,
+            data={"noteId": str(note_id)},
+        )
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO notes (id, org_id, text) VALUES ($1, $2, $3)",
+                note_id,
+                caller.org,
+                body.text,
+            )
+            await outbox.add(conn, event)
+        return {"id": str(note_id)}
+
+    return router
+
+
+async def apply_note_event(conn: Connection, event: Event) -> None:
+    await conn.execute("INSERT INTO note_effects (note_id) VALUES ($1)", event.data["noteId"])
+
+
+async def gate_check(runtime: Runtime) -> str | None:
+    return None if runtime.state.get("gate_open") else "gate closed"
+
+
+@pytest.fixture
+async def demo_app(
+    postgres_dsn: str, kafka_bootstrap: str, fresh_schema: str, jwt_keys: tuple[str, str]
+) -> AsyncIterator[FastAPI]:
+    spec = ServiceSpec(
+        name=f"demo-{fresh_schema}",
+        schema=fresh_schema,
+        migrations=Path(__file__).parent / "app_migrations",
+        routers=[notes_router()],
+        handlers={TOPIC: apply_note_event},
+        readiness=[gate_check],
+    )
+    settings = ServiceSettings(
+        database_url=postgres_dsn,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        jwt_public_key=jwt_keys[1],
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=300,
+    )
+    app = create_service_app(spec, settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_request_to_event_to_effect_with_health_and_metrics(
+    demo_app: FastAPI, jwt_keys: tuple[str, str]
+) -> None:
+    runtime: Runtime = demo_app.state.runtime
+    transport = httpx.ASGITransport(app=demo_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+        assert (await client.get("/healthz")).json() == {"status": "alive"}
+
+        not_ready = await client.get("/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.headers["content-type"] == "application/problem+json"
+        assert not_ready.json()["checks"]["gate_check"] == "gate closed"
+
+        runtime.state["gate_open"] = True
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await wait_until(ready, timeout=30)
+        checks = (await client.get("/readyz")).json()["checks"]
+        assert checks == {
+            "database": "ok",
+            "broker": "ok",
+            "messaging": "ok",
+            "gate_check": "ok",
+        }
+
+        token = mint_token(jwt_keys[0], sub="user-1", org="org-a", scopes=["notes:write"])
+        created = await client.post(
+            "/v1/notes", json={"text": "hello"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert created.status_code == 201
+        note_id = uuid.UUID(created.json()["id"])
+
+        async def applied() -> bool:
+            found = await runtime.pool.fetchval(
+                "SELECT count(*) FROM note_effects WHERE note_id = $1", note_id
+            )
+            return found == 1
+
+        await wait_until(applied, timeout=30)
+        await asyncio.sleep(0.5)  # the relay deletes the row after the broker's ack
+        assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+        exposition = (await client.get("/metrics")).text
+        assert "plugboard_http_request_duration_seconds_count{" in exposition
+        assert f'plugboard_events_published_total{{topic="{TOPIC}"}}' in exposition
+        assert f'topic="{TOPIC}"' in exposition.split("plugboard_events_consumed_total", 1)[1]
