@@ -1,0 +1,234 @@
+"""JSON logs on stdout for structlog and stdlib loggers alike, with secrets redacted.
+
+Every record (ours, uvicorn's, aiokafka's) goes through one stdlib handler whose
+``ProcessorFormatter`` adds context, redacts and renders JSON, so no logger can
+bypass the redaction. Exception messages are never rendered (they can quote
+input values); a log line carries the exception type and its frames instead.
+"""
+
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from plugboard_servicekit.telemetry import current_trace_ids
+
+REDACTED = "[REDACTED]"
+_HANDLER_NAME = "plugboard-json"
+_MAX_FRAMES = 30
+
+# Substrings of a normalised key (lower case, no separators) that mark a secret.
+_SECRET_MARKERS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "privatekey",
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
+    "datakey",
+    "sessionkey",
+    "accesskey",
+    "keymaterial",
+    "credential",
+    "cookie",
+    "verifier",
+    "assertion",
+)
+# Keys naming a secret's metadata rather than the secret (credentialId, tokenUrl, ...).
+_SAFE_SUFFIXES = (
+    "id",
+    "ids",
+    "url",
+    "uri",
+    "endpoint",
+    "type",
+    "count",
+    "name",
+    "status",
+    "version",
+    "expiresat",
+    "expiresin",
+)
+# Whole keys that are secrets although they look harmless (OAuth code, DSN with password).
+_SECRET_KEYS = frozenset({"code", "dsn"})
+
+# Secrets embedded in free text: URL passwords, auth headers, query params, JWTs.
+_VALUE_PATTERNS = (
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@/\s]+@"), rf"\1:{REDACTED}@"),
+    (re.compile(r"\b([Bb]earer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
+    (
+        re.compile(
+            r"(?i)([?&;][^=&\s]*(?:pass|secret|token|key|code|auth|sig)[^=&\s]*=)[^&\s#\"']*"
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), REDACTED),
+)
+
+# ``password=...`` or ``"apiKey": "..."`` inside a message; the key decides, as for dicts.
+_KEY_VALUE = re.compile(r"""([A-Za-z][\w.-]*)(["']?\s*[=:]\s*["']?)([^\s"'&,;]+)""")
+
+_QUIET_LOGGERS = {
+    "uvicorn.access": logging.WARNING,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+}
+_PROPAGATED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "aiokafka", "asyncpg")
+
+
+@lru_cache(maxsize=4096)
+def is_secret_key(key: str) -> bool:
+    """True for keys like ``password``, ``clientSecret``, ``X-Api-Key``, ``refresh_token``."""
+    normalised = re.sub(r"[\s_.-]", "", key.lower())
+    if normalised in _SECRET_KEYS:
+        return True
+    if normalised.endswith(_SAFE_SUFFIXES):
+        return False
+    return any(marker in normalised for marker in _SECRET_MARKERS)
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    key, separator, _value = match.groups()
+    return f"{key}{separator}{REDACTED}" if is_secret_key(key) else match[0]
+
+
+def _redact_text(text: str) -> str:
+    for pattern, replacement in _VALUE_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return _KEY_VALUE.sub(_redact_pair, text)
+
+
+def _redact_value(value: Any) -> Any:
+    """A redacted copy: the caller's own dicts and lists are never mutated."""
+    if isinstance(value, str):
+        return _redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and is_secret_key(key) else _redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: replace secret-looking keys' values (at any depth) with REDACTED."""
+    for key, value in event_dict.items():
+        if key.startswith("_"):
+            continue
+        event_dict[key] = REDACTED if is_secret_key(key) else _redact_value(value)
+    return event_dict
+
+
+def _exception_of(exc_info: Any) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple):
+        return exc_info[1]
+    return sys.exc_info()[1] if exc_info else None
+
+
+def _frames(tb: TracebackType | None) -> list[str]:
+    frames = traceback.extract_tb(tb)[-_MAX_FRAMES:]
+    return [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames]
+
+
+def _scrub_exc_info(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Turn ``exc_info`` into ``error_type`` + ``stack``: frames, never the message."""
+    exc = _exception_of(event_dict.pop("exc_info", None))
+    event_dict.pop("stack_info", None)
+    if exc is not None:
+        event_dict.setdefault("error_type", type(exc).__qualname__)
+        event_dict["stack"] = _frames(exc.__traceback__)
+    return event_dict
+
+
+def _add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Trace ids of the current span unless the caller bound them already."""
+    if "trace_id" not in event_dict:
+        trace_id, span_id = current_trace_ids()
+        if trace_id is not None:
+            event_dict["trace_id"] = trace_id
+            event_dict["span_id"] = span_id
+    return event_dict
+
+
+def _formatter(service: str) -> structlog.stdlib.ProcessorFormatter:
+    def add_service(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            _add_trace_ids,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_service,
+            _scrub_exc_info,
+            redact_secrets,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+def _route_stdlib(handler: logging.Handler, level: str) -> None:
+    """Our handler on the root logger; uvicorn/aiokafka loggers propagate to it."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _PROPAGATED_LOGGERS:
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.handlers.clear()
+        stdlib_logger.propagate = True
+    # The middleware logs access lines without query strings; uvicorn's would include them.
+    for name, quiet_level in _QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
+
+
+def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send all logs as JSON lines to ``stream`` (stdout by default); safe to call again.
+
+    Run uvicorn with ``log_config=None`` (or call this from the lifespan) so uvicorn's
+    own handlers do not come back.
+    """
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(_formatter(service))
+    _route_stdlib(handler, level)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(
+            ignore_frame_names=["plugboard_servicekit.logging"]
+        ),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Uncached so reconfiguring (tests, structlog.testing.capture_logs) reaches every logger.
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named ``name`` (default: the calling module)."""
+    if name is None:
+        return structlog.stdlib.get_logger()
+    return structlog.stdlib.get_logger(name)
