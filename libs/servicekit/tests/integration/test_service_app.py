@@ -5,6 +5,7 @@ readiness and metrics answer as operators expect."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from plugboard_servicekit.settings import ServiceSettings
 from pydantic import BaseModel
 
 from .conftest import wait_until
+from .test_outbox_inbox import read_topic
 
 pytestmark = pytest.mark.integration
 TOPIC = f"test.notes.{uuid.uuid4().hex[:8]}"
@@ -142,6 +144,11 @@ async def test_request_to_event_to_effect_with_health_and_metrics(
         await wait_until(applied, timeout=30)
         await asyncio.sleep(0.5)  # the relay deletes the row after the broker's ack
         assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+        [published] = await read_topic(runtime.settings.kafka_bootstrap_servers, TOPIC, 1)
+        traceparent = dict(published.headers)["traceparent"].decode()
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", traceparent)
+        assert published.key == str(note_id).encode()
 
         exposition = (await client.get("/metrics")).text
         assert "plugboard_http_request_duration_seconds_count{" in exposition
