@@ -81,7 +81,7 @@ async def _connect_messaging(
             if consumer is not None:
                 await consumer.start()
             break
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - retried until the broker is back
             log.warning("messaging_start_failed", error=type(exc).__name__)
             await asyncio.sleep(2)
     relay.start()
@@ -138,7 +138,7 @@ async def _readiness(runtime: Runtime) -> dict[str, str]:
     try:
         await runtime.pool.fetchval("SELECT 1", timeout=1.0)
         checks["database"] = "ok"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as not ready, not raised
         checks["database"] = f"unreachable: {type(exc).__name__}"
     reachable = await kafka.broker_reachable(runtime.settings.kafka_bootstrap_servers)
     checks["broker"] = "ok" if reachable else "unreachable"

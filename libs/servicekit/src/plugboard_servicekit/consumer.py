@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -54,6 +56,7 @@ class EventConsumer:
         backoff_max: float = 5.0,
         session_timeout_ms: int = 10000,
         heartbeat_interval_ms: int = 3000,
+        inbox_retention: timedelta = timedelta(days=7),
     ) -> None:
         self._pool = pool
         self._bootstrap = bootstrap_servers
@@ -71,6 +74,8 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer = self._new_consumer()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._inbox_retention = inbox_retention
+        self._next_prune = 0.0
 
     async def start(self) -> None:
         """Join the group and start consuming in the background; may be retried."""
@@ -98,15 +103,31 @@ class EventConsumer:
         while True:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
             await asyncio.gather(*(self._process(tp, recs) for tp, recs in batches.items()))
+            await self._prune_inbox()
+
+    async def _prune_inbox(self) -> None:
+        """Forget event ids older than the retention (longer than any redelivery can
+        lag: Kafka's own retention), at most once an hour."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 3600
+        try:
+            await self._pool.execute(
+                "DELETE FROM inbox WHERE processed_at < now() - $1::interval",
+                self._inbox_retention,
+            )
+        except Exception as exc:  # noqa: BLE001 - retried at the next prune
+            log.warning("inbox_prune_failed", error=type(exc).__name__)
 
     async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         try:
             try:
                 await self._apply(records)
-            except Exception:
+            except Exception:  # noqa: BLE001 - isolate the failing record below
                 for record in records:
                     await self._apply_with_retries(record)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - database or broker down: read again later
             log.warning("partition_batch_failed", topic=tp.topic, error=type(exc).__name__)
             self._consumer.seek(tp, records[0].offset)
             await asyncio.sleep(self._backoff_max)
@@ -161,7 +182,7 @@ class EventConsumer:
             except (ValidationError, ValueError) as exc:
                 error = exc  # a malformed envelope never gets better
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
                 error = exc
                 metrics.EVENTS_FAILED.labels(topic=record.topic).inc()
                 await asyncio.sleep(min(self._backoff_max, self._backoff_base * 2**attempts))

@@ -97,7 +97,7 @@ class OutboxRelay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
                 log.warning("outbox_relay_error", schema=self._schema, error=type(exc).__name__)
                 self.is_leader = False
                 await asyncio.sleep(self._retry_backoff)
