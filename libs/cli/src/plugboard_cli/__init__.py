@@ -1,0 +1,1 @@
+"""The `plugboard` command: local dev stack, dev tokens, migrations and topics."""

@@ -4,9 +4,11 @@ switch picks Docker without touching a Docker engine."""
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from plugboard_servicekit.embedded import (
     start_postgres,
     start_tansu,
 )
+from plugboard_servicekit.testing import backends
 from plugboard_servicekit.testing.backends import (
     KAFKA_IMAGE,
     BrokerProcess,
@@ -32,6 +35,16 @@ pytestmark = pytest.mark.integration
 def alive(pid: int) -> bool:
     """Whether /proc still lists the pid (a zombie counts: it was never reaped)."""
     return Path(f"/proc/{pid}").exists()
+
+
+def wait_for_state(pid: int, *states: str) -> bool:
+    """Whether the process reaches one of `states` (as /proc shows them) within 2 s."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in states:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 @pytest.fixture
@@ -102,8 +115,9 @@ def test_broker_process_pauses_and_resumes(
     broker_process: BrokerProcess, kafka_bootstrap: str
 ) -> None:
     broker_process.pause()
-    assert Path(f"/proc/{broker_process.pid}/stat").read_text().split()[2] == "T"
+    assert wait_for_state(broker_process.pid, "T")  # signals arrive asynchronously
     broker_process.resume()
+    assert wait_for_state(broker_process.pid, "S", "R")
     host, port = kafka_bootstrap.split(":")
     with socket.create_connection((host, int(port)), timeout=2):
         pass
@@ -130,3 +144,26 @@ def test_backend_switch_defaults_to_embedded() -> None:
     assert isinstance(select_backend({}), EmbeddedBackend)
     with pytest.raises(ValueError, match="PLUGBOARD_TEST_BACKEND"):
         select_backend({"PLUGBOARD_TEST_BACKEND": "podman"})
+
+
+def test_sweep_removes_only_dead_old_data_dirs() -> None:
+    def leftover(pid: int | None, age: float) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=backends._PG_DIR_PREFIX))
+        (path / "data").mkdir()
+        if pid is not None:
+            (path / "data" / "postmaster.pid").write_text(f"{pid}\n")
+        stamp = time.time() - age
+        os.utime(path, (stamp, stamp))
+        return path
+
+    dead = leftover(None, age=7200)
+    live = leftover(os.getpid(), age=7200)
+    young = leftover(None, age=10)
+    try:
+        backends._sweep_stale_data_dirs()
+        assert not dead.exists()
+        assert live.exists()
+        assert young.exists()
+    finally:
+        for path in (dead, live, young):
+            shutil.rmtree(path, ignore_errors=True)

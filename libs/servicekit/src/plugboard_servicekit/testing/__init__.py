@@ -1,0 +1,1 @@
+"""Test support shared by every package: the pytest plugin and its server backends."""
