@@ -18,6 +18,7 @@ from typing import Annotated
 
 import httpx
 import typer
+from plugboard_servicekit.db import redact_dsn
 from plugboard_servicekit.embedded import (
     EmbeddedServerError,
     port_in_use,
@@ -138,6 +139,7 @@ def _spawn_services(
             "127.0.0.1",
             "--port",
             str(port),
+            "--no-access-log",  # the service logs its own access lines, query strings left out
         ]
         env = _service_env(entry, dsns[entry.name], bootstrap, keys, port)
         supervisor.spawn(entry.name, argv, env, state / "logs" / f"{entry.name}.log")
@@ -198,7 +200,7 @@ def _print_summary(
     table.add_row("logs", str(state / "logs"))
     console.print(table)
     # unwrapped, so they can be copied whole
-    console.print(f"postgres (admin): {admin_dsn}", soft_wrap=True, markup=False)
+    console.print(f"postgres (admin): {redact_dsn(admin_dsn)}", soft_wrap=True, markup=False)
     console.print(f"token ({DEV_ORG}, all scopes): {token}", soft_wrap=True, highlight=False)
 
 

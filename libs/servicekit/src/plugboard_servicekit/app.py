@@ -9,6 +9,7 @@ responses, auth key, `/healthz`, `/readyz` and `/metrics`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,13 +22,15 @@ from fastapi.responses import JSONResponse, Response
 from plugboard_contracts.topics import all_topic_names
 
 from plugboard_servicekit import db, kafka, telemetry
-from plugboard_servicekit.consumer import EventConsumer, Handler
+from plugboard_servicekit.auth import load_public_key
+from plugboard_servicekit.consumer import BatchHandler, EventConsumer, Handler
 from plugboard_servicekit.logging import configure_logging, get_logger
 from plugboard_servicekit.metrics import metrics_response
 from plugboard_servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from plugboard_servicekit.outbox import OutboxRelay
-from plugboard_servicekit.problems import install_problem_handlers
+from plugboard_servicekit.problems import install_problem_handlers, problem_response
 from plugboard_servicekit.settings import ServiceSettings
+from plugboard_servicekit.tasks import cancel_and_wait, close_within
 
 log = get_logger(__name__)
 
@@ -35,6 +38,7 @@ ReadinessCheck = Callable[["Runtime"], Awaitable[str | None]]
 """Returns None when ready, or a short reason why not."""
 BackgroundTask = Callable[["Runtime"], Coroutine[Any, Any, None]]
 _MESSAGING = "plugboard.messaging"
+_FAILED_TASKS = "plugboard.failed_tasks"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class ServiceSpec:
     migrations: Path
     routers: Sequence[APIRouter] = ()
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
     on_startup: BackgroundTask | None = None
     background: Sequence[BackgroundTask] = ()
     readiness: Sequence[ReadinessCheck] = ()
@@ -92,35 +97,56 @@ async def _connect_messaging(
 async def _running(
     app: FastAPI, spec: ServiceSpec, settings: ServiceSettings
 ) -> AsyncIterator[None]:
+    """Start in dependency order; whatever started is stopped in reverse, even when a
+    later step fails or a stop step raises."""
     configure_logging(spec.name, settings.log_level)
-    telemetry.configure_tracing(spec.name, settings.otlp_endpoint)
+    tracer_provider = telemetry.configure_tracing(spec.name, settings.otlp_endpoint)
     if settings.auto_migrate:
         await db.migrate(settings.database_url, spec.schema, [spec.migrations])
-    pool = await db.create_pool(settings.database_url, spec.schema, max_size=settings.db_pool_size)
-    runtime = Runtime(spec=spec, settings=settings, pool=pool, state={_MESSAGING: "starting"})
-    app.state.runtime = runtime
-    relay = OutboxRelay(settings.database_url, spec.schema, settings.kafka_bootstrap_servers)
-    consumer = _consumer_for(runtime)
-    if spec.on_startup is not None:
-        await spec.on_startup(runtime)
-    tasks = [asyncio.create_task(_connect_messaging(runtime, relay, consumer))]
-    tasks += [asyncio.create_task(task(runtime)) for task in spec.background]
-    log.info("service_started", service=spec.name)
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(tracer_provider.force_flush)
+        pool = await db.create_pool(
+            settings.database_url, spec.schema, max_size=settings.db_pool_size
+        )
+        stack.push_async_callback(close_within, pool.close())
+        runtime = Runtime(spec=spec, settings=settings, pool=pool, state={_MESSAGING: "starting"})
+        app.state.runtime = runtime
+        relay = OutboxRelay(settings.database_url, spec.schema, settings.kafka_bootstrap_servers)
+        stack.push_async_callback(relay.stop)
+        consumer = _consumer_for(runtime)
         if consumer is not None:
-            await consumer.stop()
-        await relay.stop()
-        await pool.close()
-        log.info("service_stopped", service=spec.name)
+            stack.push_async_callback(consumer.stop)
+        if spec.on_startup is not None:
+            await spec.on_startup(runtime)
+        _supervise(runtime, stack, "messaging", _connect_messaging(runtime, relay, consumer))
+        for task in spec.background:
+            _supervise(runtime, stack, task.__name__, task(runtime))
+        log.info("service_started", service=spec.name)
+        yield
+    log.info("service_stopped", service=spec.name)
+
+
+def _supervise(
+    runtime: Runtime, stack: contextlib.AsyncExitStack, name: str, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run a background task; if it dies, log it and make `/readyz` say so, rather than
+    letting a sweeper or the messaging start-up fail unseen."""
+
+    def on_done(task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = type(task.exception()).__name__
+        log.error("background_task_failed", task=name, error=error)
+        runtime.state[_FAILED_TASKS][name] = f"failed: {error}"
+
+    runtime.state.setdefault(_FAILED_TASKS, {})
+    task = asyncio.create_task(work, name=name)
+    task.add_done_callback(on_done)
+    stack.push_async_callback(cancel_and_wait, task)
 
 
 def _consumer_for(runtime: Runtime) -> EventConsumer | None:
-    if not runtime.spec.handlers:
+    if not runtime.spec.handlers and not runtime.spec.batch_handlers:
         return None
     settings = runtime.settings
     return EventConsumer(
@@ -128,12 +154,13 @@ def _consumer_for(runtime: Runtime) -> EventConsumer | None:
         settings.kafka_bootstrap_servers,
         group_id=runtime.spec.name,
         handlers=runtime.spec.handlers,
+        batch_handlers=runtime.spec.batch_handlers,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
 
 
-async def _readiness(runtime: Runtime) -> dict[str, str]:
+async def _readiness(runtime: Runtime, jwt_public_key: str | None) -> dict[str, str]:
     checks: dict[str, str] = {}
     try:
         await runtime.pool.fetchval("SELECT 1", timeout=1.0)
@@ -143,9 +170,25 @@ async def _readiness(runtime: Runtime) -> dict[str, str]:
     reachable = await kafka.broker_reachable(runtime.settings.kafka_bootstrap_servers)
     checks["broker"] = "ok" if reachable else "unreachable"
     checks["messaging"] = runtime.state[_MESSAGING]
+    checks["jwt_key"] = _jwt_key_check(jwt_public_key)
+    checks.update(runtime.state[_FAILED_TASKS])
     for check in runtime.spec.readiness:
-        checks[check.__name__] = await check(runtime) or "ok"
+        try:
+            checks[check.__name__] = await check(runtime) or "ok"
+        except Exception as exc:  # noqa: BLE001 - a failing check means not ready
+            checks[check.__name__] = f"failed: {type(exc).__name__}"
     return checks
+
+
+def _jwt_key_check(pem: str | None) -> str:
+    """Without a valid verifying key every protected route would answer 503."""
+    if pem is None:
+        return "missing: set PLUGBOARD_JWT_PUBLIC_KEY or PLUGBOARD_JWT_PUBLIC_KEY_FILE"
+    try:
+        load_public_key(pem)
+    except ValueError as exc:
+        return f"invalid: {type(exc).__name__}"
+    return "ok"
 
 
 def _health_router() -> APIRouter:
@@ -160,7 +203,7 @@ def _health_router() -> APIRouter:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is None:
             return _not_ready({"startup": "in progress"})
-        checks = await _readiness(runtime)
+        checks = await _readiness(runtime, request.app.state.jwt_public_key)
         if all(value == "ok" for value in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         return _not_ready(checks)
@@ -173,8 +216,7 @@ def _health_router() -> APIRouter:
 
 
 def _not_ready(checks: dict[str, str]) -> JSONResponse:
-    body = {"type": "about:blank", "title": "Service not ready", "status": 503, "checks": checks}
-    return JSONResponse(body, status_code=503, media_type="application/problem+json")
+    return problem_response(503, "Service not ready", checks=checks)
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:

@@ -94,7 +94,7 @@ def mint_token(
 
 
 @lru_cache(maxsize=8)
-def _load_public_key(pem: str) -> Ed25519PublicKey:
+def load_public_key(pem: str) -> Ed25519PublicKey:
     """Parse once per key, not per request."""
     key = serialization.load_pem_public_key(pem.encode("ascii"))
     if not isinstance(key, Ed25519PublicKey):
@@ -114,7 +114,7 @@ def _verifying_key(request: Request) -> Ed25519PublicKey:
     try:
         if not isinstance(pem, str) or not pem:
             raise ValueError("no JWT public key configured")
-        return _load_public_key(pem)
+        return load_public_key(pem)
     except ValueError as exc:
         log.error("jwt_public_key_unusable", error_type=type(exc).__name__)
         raise ProblemError(

@@ -20,7 +20,7 @@ from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.topics import dlq_topic
@@ -29,11 +29,24 @@ from pydantic import ValidationError
 from plugboard_servicekit import kafka, metrics, telemetry
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.tasks import cancel_and_wait, close_within
 
 Event = CloudEvent[dict[str, Any]]
 Handler = Callable[[Connection, Event], Awaitable[None]]
 BatchHandler = Callable[[Connection, Sequence[Event]], Awaitable[None]]
 """Applies a partition's new events at once (set-based SQL); same transaction rules."""
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+"""Our database being unreachable: never a reason to dead-letter an event."""
 
 log = get_logger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -87,23 +100,26 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(), name="event-consumer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
+        await cancel_and_wait(self._task)
+        self._task = None
+        await close_within(self._consumer.stop())
         if self._producer is not None:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
+            await close_within(self._producer.stop())
             self._producer = None
 
     async def _run(self) -> None:
+        """Poll forever; an unexpected error is logged and the loop goes on, because
+        a dead consumer task would silently stop the service's event flow."""
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
-            await asyncio.gather(*(self._process(tp, recs) for tp, recs in batches.items()))
-            await self._prune_inbox()
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+                await asyncio.gather(*(self._process(tp, recs) for tp, recs in batches.items()))
+                await self._prune_inbox()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logged; uncommitted records come back
+                log.error("consumer_loop_error", error=type(exc).__name__)
+                await asyncio.sleep(self._backoff_max)
 
     async def _prune_inbox(self) -> None:
         """Forget event ids older than the retention (longer than any redelivery can
@@ -129,7 +145,8 @@ class EventConsumer:
                     await self._apply_with_retries(record)
         except Exception as exc:  # noqa: BLE001 - database or broker down: read again later
             log.warning("partition_batch_failed", topic=tp.topic, error=type(exc).__name__)
-            self._consumer.seek(tp, records[0].offset)
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: new owner reads
+                self._consumer.seek(tp, records[0].offset)
             await asyncio.sleep(self._backoff_max)
             return
         await self._commit(tp, records[-1].offset + 1)
@@ -154,7 +171,8 @@ class EventConsumer:
                     fresh_ids.discard(event.id)  # a duplicate inside the same batch
                     fresh.append((record, event))
             if topic in self._batch_handlers:
-                await self._batch_handlers[topic](conn, [event for _, event in fresh])
+                if fresh:
+                    await self._batch_handlers[topic](conn, [event for _, event in fresh])
             else:
                 for record, event in fresh:
                     await self._handle_one(conn, record, event)
@@ -172,6 +190,9 @@ class EventConsumer:
             await self._handlers[record.topic](conn, event)
 
     async def _apply_with_retries(self, record: ConsumerRecord) -> None:
+        """Retry one record; dead-letter it when the record itself is at fault. An
+        outage of our own database is not the record's fault: it propagates, and the
+        partition is read again later."""
         error: Exception | None = None
         attempts = 0
         while attempts < self._max_attempts:
@@ -179,19 +200,22 @@ class EventConsumer:
             try:
                 await self._apply([record])
                 return
+            except TRANSIENT_ERRORS:
+                raise
             except (ValidationError, ValueError) as exc:
                 error = exc  # a malformed envelope never gets better
                 break
             except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
                 error = exc
                 metrics.EVENTS_FAILED.labels(topic=record.topic).inc()
-                await asyncio.sleep(min(self._backoff_max, self._backoff_base * 2**attempts))
+                if attempts < self._max_attempts:
+                    await asyncio.sleep(min(self._backoff_max, self._backoff_base * 2**attempts))
         assert error is not None
         await self._dead_letter(record, error, attempts)
 
     async def _dead_letter(self, record: ConsumerRecord, error: Exception, attempts: int) -> None:
         assert self._producer is not None
-        description = f"{type(error).__name__}: {error}"[:_MAX_ERROR_HEADER]
+        description = describe_error(error)[:_MAX_ERROR_HEADER]
         headers = [
             *(record.headers or ()),
             ("x-error", description.encode()),
@@ -212,6 +236,18 @@ class EventConsumer:
             attempts=attempts,
             error=type(error).__name__,
         )
+
+
+def describe_error(error: Exception) -> str:
+    """What went wrong, for the dead-letter header: the error type and, for invalid
+    data, where and which rule; never the message text, which can quote the data."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['type']}"
+            for item in error.errors()
+        )
+        return f"ValidationError: {problems}"
+    return type(error).__name__
 
 
 def _parse(record: ConsumerRecord) -> Event:

@@ -7,6 +7,7 @@ Each service owns one schema and one role; it never reads another's tables.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Sequence
@@ -79,24 +80,41 @@ async def create_pool(
     return pool
 
 
+def role_password(admin_dsn: str, role: str) -> str | None:
+    """The service role's password, derived from the admin password (HMAC), so the
+    same admin DSN always yields the same role DSNs; None under trust/peer auth."""
+    admin_password = urlsplit(admin_dsn).password
+    if not admin_password:
+        return None
+    return hmac.new(admin_password.encode(), role.encode(), hashlib.sha256).hexdigest()
+
+
 def dsn_for_role(admin_dsn: str, role: str) -> str:
-    """The admin DSN with its user swapped for the service role (trust or peer auth in
-    dev; production passes each service its own DATABASE_URL instead)."""
+    """The admin DSN with its user swapped for the service role (and the role's
+    derived password when the admin DSN has one)."""
     parts = urlsplit(admin_dsn)
     host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{quote(role)}@{host}"))
+    password = role_password(admin_dsn, role)
+    user = quote(role) + (f":{quote(password)}" if password else "")
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 async def provision(admin_dsn: str, schema: str, role: str) -> str:
     """Create the service's LOGIN role and a schema it owns; return the role's DSN."""
     conn = await asyncpg.connect(admin_dsn)
     try:
-        lock_key = _lock_key(f"provision:{schema}")
+        lock_key = advisory_key(f"provision:{schema}")
         await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
         try:
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
             if not exists:
                 await conn.execute(f"CREATE ROLE {quote_ident(role)} LOGIN")
+            password = role_password(admin_dsn, role)
+            if password is not None:
+                statement = await conn.fetchval(
+                    "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, password
+                )
+                await conn.execute(statement)
             await conn.execute(
                 f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)} "
                 f"AUTHORIZATION {quote_ident(role)}"
@@ -106,6 +124,15 @@ async def provision(admin_dsn: str, schema: str, role: str) -> str:
     finally:
         await conn.close()
     return dsn_for_role(admin_dsn, role)
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN fit to print: the password replaced."""
+    parts = urlsplit(dsn)
+    if not parts.password:
+        return dsn
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 @dataclass(frozen=True)
@@ -131,7 +158,8 @@ def load_migrations(dirs: Sequence[Path]) -> list[Migration]:
     return found
 
 
-def _lock_key(text: str) -> int:
+def advisory_key(text: str) -> int:
+    """A stable 64-bit advisory lock key for a name."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
 
@@ -144,7 +172,7 @@ async def migrate(dsn: str, schema: str, dirs: Sequence[Path]) -> list[str]:
     migrations = load_migrations(dirs)
     conn = await connect(dsn, schema)
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(f"migrate:{schema}"))
+        await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(f"migrate:{schema}"))
         if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
             await conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")  # unprovisioned dev use
         await conn.execute(

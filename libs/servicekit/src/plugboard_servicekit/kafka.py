@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import UnknownError, UnsupportedVersionError
 
 from plugboard_servicekit.logging import get_logger
 
@@ -45,7 +45,9 @@ async def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaP
         config["enable_idempotence"] = False
     try:
         return await _started_producer(config)
-    except KafkaError as exc:
+    except (UnknownError, UnsupportedVersionError) as exc:
+        # Raised from InitProducerId after bootstrap succeeded; connection errors are
+        # KafkaConnectionError and propagate, so an outage never disables idempotence.
         if not config["enable_idempotence"]:
             raise
         log.warning("idempotent_producer_unsupported", error=type(exc).__name__)

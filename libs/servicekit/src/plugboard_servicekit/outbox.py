@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,11 +20,13 @@ from aiokafka import AIOKafkaProducer
 from plugboard_contracts.envelope import CloudEvent
 
 from plugboard_servicekit import kafka, metrics, telemetry
-from plugboard_servicekit.db import Connection, connect
+from plugboard_servicekit.db import Connection, advisory_key, connect
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.tasks import cancel_and_wait, close_within
 
 log = get_logger(__name__)
 
+ROUND_BYTES = kafka.MAX_BATCH_BYTES // 2
 _COLUMNS = ("event_id", "topic", "key", "payload", "headers")
 _INSERT = "INSERT INTO outbox (event_id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)"
 
@@ -35,26 +36,27 @@ def _row(event: CloudEvent[Any], headers: dict[str, str]) -> tuple[Any, ...]:
     return (event.id, event.type, event.subject, payload, headers)
 
 
-async def add(conn: Connection, event: CloudEvent[Any]) -> None:
-    """Stage one event in the caller's transaction (topic = type, key = subject)."""
+def _require_transaction(conn: Connection) -> None:
     if not conn.is_in_transaction():
-        raise RuntimeError("outbox.add must run inside the transaction of the state change")
+        raise RuntimeError("outbox events must be added inside the state change's transaction")
+
+
+async def add(conn: Connection, event: CloudEvent[Any]) -> None:
+    """Stage one event in the caller's transaction (topic = type, key = subject).
+
+    Write (and so lock) the aggregate's row before adding its event: ids are taken
+    at insert, and the lock is what makes id order the commit order of one key."""
+    _require_transaction(conn)
     await conn.execute(_INSERT, *_row(event, telemetry.inject_traceparent()))
 
 
 async def add_many(conn: Connection, events: Sequence[CloudEvent[Any]]) -> None:
     """Stage many events at once (bulk effects such as the expiry sweep)."""
-    if not conn.is_in_transaction():
-        raise RuntimeError("outbox.add_many must run inside the transaction of the state change")
+    _require_transaction(conn)
     headers = telemetry.inject_traceparent()
     await conn.copy_records_to_table(
         "outbox", records=[_row(event, headers) for event in events], columns=_COLUMNS
     )
-
-
-def _lock_key(schema: str) -> int:
-    digest = hashlib.sha256(f"outbox-relay:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class OutboxRelay:
@@ -69,6 +71,7 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval: float = 1.0,
         retry_backoff: float = 0.5,
+        request_timeout_ms: int = 15000,
     ) -> None:
         self._dsn = dsn
         self._schema = schema
@@ -76,6 +79,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retry_backoff = retry_backoff
+        self._request_timeout_ms = request_timeout_ms
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.is_leader = False
@@ -84,11 +88,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self._schema}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         """Reconnect forever: a database or broker outage only delays publishing."""
@@ -108,8 +109,11 @@ class OutboxRelay:
         try:
             await self._become_leader(conn)
             await conn.add_listener(f"{self._schema}_outbox", self._on_notify)
-            producer = await kafka.create_producer(self._bootstrap)
+            producer = await kafka.create_producer(
+                self._bootstrap, request_timeout_ms=self._request_timeout_ms
+            )
             while True:
+                self._wake.clear()  # a NOTIFY from now on means new rows after this read
                 sent = await self._publish_batch(conn, producer)
                 if sent < self._batch_size:
                     await self._report_lag(conn)
@@ -117,14 +121,13 @@ class OutboxRelay:
         finally:
             self.is_leader = False
             if producer is not None:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(conn.close())
+                await close_within(producer.stop())
+            await close_within(asyncio.shield(conn.close()))
 
     async def _become_leader(self, conn: asyncpg.Connection) -> None:
         """Only one relay per schema publishes, or two could interleave a key's events."""
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self._schema)):
+        lock = advisory_key(f"outbox-relay:{self._schema}")
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock):
             await asyncio.sleep(self._poll_interval)
         self.is_leader = True
         log.info("outbox_relay_leader", schema=self._schema)
@@ -135,7 +138,6 @@ class OutboxRelay:
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-        self._wake.clear()
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await conn.fetch(
@@ -144,6 +146,7 @@ class OutboxRelay:
         )
         if not rows:
             return 0
+        rows = _one_batch_per_partition(rows)
         futures = [
             await producer.send(
                 row["topic"],
@@ -169,3 +172,16 @@ class OutboxRelay:
         assert row is not None  # an aggregate always returns one row
         metrics.OUTBOX_PENDING.labels(service=self._schema).set(row[0])
         metrics.OUTBOX_OLDEST_AGE_SECONDS.labels(service=self._schema).set(float(row[1]))
+
+
+def _one_batch_per_partition(rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+    """Keep a round within one producer batch per partition (the rows' bytes fit one
+    batch), so a partition's round is delivered or failed as a whole. A failed round
+    is sent again from its first row: a retry can duplicate, never reorder a key,
+    even on a broker without idempotent producers."""
+    total = 0
+    for count, row in enumerate(rows):
+        total += len(row["payload"]) + len(row["key"]) + 64
+        if total > ROUND_BYTES and count > 0:
+            return rows[:count]
+    return rows

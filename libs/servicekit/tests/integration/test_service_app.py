@@ -125,6 +125,7 @@ async def test_request_to_event_to_effect_with_health_and_metrics(
             "database": "ok",
             "broker": "ok",
             "messaging": "ok",
+            "jwt_key": "ok",
             "gate_check": "ok",
         }
 

@@ -1,5 +1,6 @@
 """Bearer JWT auth against a real FastAPI app: every failure is a problem+json 401/403/503."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -106,7 +107,16 @@ async def test_bad_claims_are_401(claims: dict, detail: str):
 
 
 async def test_hs256_token_is_rejected():
-    claims = {"sub": "x", "org": ORG, "scopes": ["things:read"]}
+    now = int(time.time())
+    claims = {
+        "sub": "x",
+        "org": ORG,
+        "scopes": ["things:read"],
+        "iat": now,
+        "exp": now + 600,
+        "iss": "plugboard",
+        "aud": "plugboard",
+    }  # complete and valid but for the algorithm, so only the algorithm pin rejects it
     forged = jwt.encode(claims, "a-shared-secret-of-at-least-32-bytes", "HS256")
     assert_problem(await get_things(bearer(forged)), 401)
 

@@ -1,0 +1,70 @@
+"""A database outage is not the events' fault: the consumer waits and applies them
+once the database is back, and dead-letters nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from plugboard_servicekit import db, embedded, kafka
+from plugboard_servicekit.consumer import EventConsumer
+
+from .conftest import EFFECTS_MIGRATIONS, make_event, record_effect, wait_until
+from .test_outbox_inbox import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+async def test_database_outage_delays_but_never_dead_letters(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="pb-outage-"))
+    workdir.chmod(0o755)
+    postgres = embedded.start_postgres(workdir / "pg")
+    schema = "outage"
+    try:
+        await db.migrate(postgres.dsn, schema, [EFFECTS_MIGRATIONS])
+        pool = await db.create_pool(postgres.dsn, schema, min_size=0, max_size=4)
+        consumer = EventConsumer(
+            pool,
+            kafka_bootstrap,
+            group_id=f"g-{uuid.uuid4().hex[:8]}",
+            handlers={topic: record_effect},
+            max_attempts=2,
+            backoff_base=0.01,
+            backoff_max=0.5,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=300,
+        )
+        await consumer.start()
+        try:
+            postgres.stop()  # a real outage: the server is gone
+            events = [make_event(topic, "aggregate-outage", seq) for seq in range(5)]
+            producer = await kafka.create_producer(kafka_bootstrap)
+            try:
+                for event in events:
+                    await producer.send_and_wait(
+                        topic, event.model_dump_json().encode(), key=event.subject.encode()
+                    )
+            finally:
+                await producer.stop()
+            await asyncio.sleep(4)  # many retry rounds while the database is down
+            assert await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=1, timeout=1) == []
+
+            postgres = embedded.start_postgres(workdir / "pg")  # same data, same socket
+
+            async def all_applied() -> bool:
+                return await pool.fetchval("SELECT count(*) FROM effects") == len(events)
+
+            await wait_until(all_applied, timeout=60)
+            seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM effects ORDER BY id")]
+            assert seqs == [0, 1, 2, 3, 4]
+            assert await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=1, timeout=1) == []
+        finally:
+            await consumer.stop()
+            await pool.close()
+    finally:
+        postgres.stop()
