@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import resource
+import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +25,7 @@ from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, embedded, kafka, outbox
 from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.logging import configure_logging
 from plugboard_servicekit.outbox import OutboxRelay
 
 EFFECTS_SQL = """
@@ -153,6 +155,7 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def main(events: int, repeat: int) -> dict[str, Any]:
+    configure_logging("bench", "WARNING", stream=sys.stderr)  # stdout is the JSON report
     workdir = Path(tempfile.mkdtemp(prefix="plugboard-bench-"))
     workdir.chmod(0o755)
     migrations = workdir / "migrations"
