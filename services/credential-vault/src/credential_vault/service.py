@@ -1,0 +1,271 @@
+"""Use cases of the credential API. Each change is one transaction holding the new
+row, its audit row and its event (outbox), so none exists without the others.
+
+Errors are ``ProblemError``s whose texts are fixed or name fields: never a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from plugboard_contracts.enums import CredentialType
+from plugboard_contracts.ids import uuid7
+from plugboard_servicekit import outbox
+from plugboard_servicekit.auth import Caller
+from plugboard_servicekit.db import Connection
+from plugboard_servicekit.problems import ProblemError
+
+from credential_vault import repository as repo
+from credential_vault.crypto import Envelope
+from credential_vault.datakeys import current_data_key, open_secret
+from credential_vault.domain.data import OAuth2ClientData, SecretData, token_metadata
+from credential_vault.domain.findings import FieldIssue, InvalidCredentialDataError
+from credential_vault.domain.merge_patch import merge_patch
+from credential_vault.domain.validation import ValidatedData, validate_data
+from credential_vault.events import deleted_event, state_event
+from credential_vault.repository import CredentialRow, CredentialWrite, UsageRow
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredential:
+    name: str
+    type: CredentialType
+    data: Any
+    expires_at: datetime | None
+    provider_app_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialPatch:
+    """A merge patch: ``present`` holds the members it names (absent != null)."""
+
+    present: frozenset[str]
+    name: str | None = None
+    data: Any = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialView:
+    row: CredentialRow
+    usages: list[UsageRow]
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    name: str
+    validated: ValidatedData
+    expires_at: datetime | None
+
+
+Changer = Callable[[CredentialRow, dict[str, Any]], _Change | None]
+"""Given the locked row and its decrypted data, the change to store (None: nothing to do)."""
+
+
+def not_found() -> ProblemError:
+    return ProblemError(404, "Not Found", "No such credential.")
+
+
+def _invalid(issues: list[FieldIssue], prefix: str) -> ProblemError:
+    errors = [
+        {"field": f"{prefix}.{issue.field}" if issue.field else prefix, "message": issue.message}
+        for issue in issues
+    ]
+    detail = "The credential data does not fit its type; see errors."
+    return ProblemError(422, "Validation failed", detail, errors=errors)
+
+
+def _validated(credential_type: CredentialType, raw: Any, prefix: str) -> ValidatedData:
+    try:
+        return validate_data(credential_type, raw)
+    except InvalidCredentialDataError as exc:
+        raise _invalid(exc.issues, prefix) from None
+
+
+def _check_version(expected: int | None, current: int) -> None:
+    if expected is not None and expected != current:
+        raise ProblemError(
+            412,
+            "Precondition Failed",
+            "If-Match does not match the credential's current version.",
+            currentVersion=current,
+        )
+
+
+def check_future(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise _invalid([FieldIssue("expiresAt", "must be in the future")], "body")
+
+
+class CredentialService:
+    """Create, read, patch, delete, reveal and token replacement for one org's caller."""
+
+    def __init__(self, pool: asyncpg.Pool, envelope: Envelope) -> None:
+        self._pool = pool
+        self._envelope = envelope
+
+    async def create(self, caller: Caller, new: NewCredential) -> CredentialView:
+        check_future(new.expires_at)
+        validated = _validated(new.type, new.data, "body.data")
+        credential_id = uuid7()
+        change = _Change(new.name, validated, new.expires_at)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._check_references(conn, caller.org, validated.data)
+            row = await repo.insert_credential(
+                conn,
+                credential_id=credential_id,
+                org_id=caller.org,
+                credential_type=new.type,
+                provider_app_id=new.provider_app_id,
+                write=await self._write(conn, caller.org, credential_id, 1, change),
+                actor=caller.sub,
+            )
+            await outbox.add(conn, state_event("credential.created", row))
+        return CredentialView(row, [])
+
+    async def get(self, org_id: str, credential_id: UUID) -> CredentialView:
+        row = await repo.get_credential(self._pool, org_id, credential_id)
+        if row is None:
+            raise not_found()
+        usages = await repo.usages_of(self._pool, [row.id])
+        return CredentialView(row, usages[row.id])
+
+    async def list(
+        self,
+        org_id: str,
+        *,
+        credential_type: CredentialType | None,
+        name: str | None,
+        after: UUID | None,
+        limit: int,
+    ) -> tuple[list[CredentialView], UUID | None]:
+        """One page, and the id to continue after (None on the last page)."""
+        rows = await repo.list_credentials(
+            self._pool,
+            org_id,
+            credential_type=credential_type,
+            name=name,
+            after=after,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        usages = await repo.usages_of(self._pool, [row.id for row in page])
+        following = page[-1].id if len(rows) > limit else None
+        return [CredentialView(row, usages[row.id]) for row in page], following
+
+    async def patch(
+        self, caller: Caller, credential_id: UUID, patch: CredentialPatch, expected: int | None
+    ) -> CredentialView:
+        if "expires_at" in patch.present:
+            check_future(patch.expires_at)
+
+        def change(row: CredentialRow, current: dict[str, Any]) -> _Change | None:
+            name = patch.name if patch.name is not None else row.name
+            data = current
+            if "data" in patch.present:
+                data = {} if patch.data is None else merge_patch(current, patch.data)
+            expires_at = patch.expires_at if "expires_at" in patch.present else row.expires_at
+            if (name, data, expires_at) == (row.name, current, row.expires_at):
+                return None
+            return _Change(name, _validated(row.type, data, "body.data"), expires_at)
+
+        return await self._update(caller, credential_id, expected, change, "update")
+
+    async def replace_token(
+        self, caller: Caller, credential_id: UUID, tokens: dict[str, Any], expected: int
+    ) -> CredentialView:
+        """The OAuth broker's refresh: new tokens, same credential, next version."""
+
+        def change(row: CredentialRow, current: dict[str, Any]) -> _Change:
+            if row.type is not CredentialType.OAUTH2_TOKEN:
+                raise ProblemError(409, "Conflict", "Only oauth2-token credentials hold tokens.")
+            return _Change(
+                row.name, _validated(row.type, {**current, **tokens}, "body"), row.expires_at
+            )
+
+        return await self._update(caller, credential_id, expected, change, "refresh")
+
+    async def delete(self, caller: Caller, credential_id: UUID, expected: int | None) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await repo.get_credential(conn, caller.org, credential_id, lock=True)
+            if current is None:
+                raise not_found()
+            _check_version(expected, current.version)
+            row = await repo.delete_credential(conn, caller.org, credential_id, caller.sub)
+            assert row is not None, "the row is locked"
+            await outbox.add(conn, deleted_event(row))
+
+    async def reveal(self, caller: Caller, credential_id: UUID) -> tuple[CredentialRow, bytes]:
+        """The plaintext data (canonical JSON); the audit row is written by the same query."""
+        secret = await repo.reveal_secret(self._pool, caller.org, credential_id, caller.sub)
+        if secret is None:
+            raise not_found()
+        return secret.row, open_secret(self._envelope, secret)
+
+    async def _update(
+        self,
+        caller: Caller,
+        credential_id: UUID,
+        expected: int | None,
+        change: Changer,
+        action: str,
+    ) -> CredentialView:
+        """Lock, check If-Match, decrypt, apply ``change``, re-encrypt as the next version."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            secret = await repo.lock_secret(conn, caller.org, credential_id)
+            if secret is None:
+                raise not_found()
+            _check_version(expected, secret.row.version)
+            update = change(secret.row, json.loads(open_secret(self._envelope, secret)))
+            row = secret.row
+            if update is not None:
+                await self._check_references(conn, caller.org, update.validated.data)
+                write = await self._write(conn, row.org_id, row.id, row.version + 1, update)
+                stored = await repo.update_credential(
+                    conn, current=row, write=write, actor=caller.sub, action=action
+                )
+                assert stored is not None, "the row is locked"
+                row = stored
+                event_type = "credential.refreshed" if action == "refresh" else "credential.updated"
+                await outbox.add(conn, state_event(event_type, row))
+            usages = await repo.usages_of(conn, [row.id])
+        return CredentialView(row, usages[row.id])
+
+    async def _write(
+        self,
+        conn: Connection,
+        org_id: str,
+        credential_id: UUID,
+        version: int,
+        change: _Change,
+    ) -> CredentialWrite:
+        """Encrypt the data for (org, id, version) and derive the metadata kept in the clear."""
+        key = await current_data_key(conn, self._envelope, org_id)
+        data = change.validated.data
+        sealed = self._envelope.seal_credential(
+            key, org_id, credential_id, version, data.plaintext()
+        )
+        token_expires_at, has_refresh_token = token_metadata(data)
+        return CredentialWrite(
+            name=change.name,
+            fields_set=data.fields_set(),
+            errors=change.validated.errors,
+            expires_at=change.expires_at,
+            access_token_expires_at=token_expires_at,
+            has_refresh_token=has_refresh_token,
+            sealed=sealed,
+        )
+
+    async def _check_references(self, conn: Connection, org_id: str, data: SecretData) -> None:
+        """An mTLS OAuth client must name a certificate credential of the same org."""
+        if isinstance(data, OAuth2ClientData) and data.mtls_credential_id is not None:
+            found = await repo.credential_type_of(conn, org_id, data.mtls_credential_id)
+            if found is not CredentialType.CERTIFICATE:
+                issue = FieldIssue("mtlsCredentialId", "must name a certificate credential")
+                raise _invalid([issue], "body.data")

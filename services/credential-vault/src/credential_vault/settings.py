@@ -1,0 +1,23 @@
+"""credential-vault settings: the shared ones plus ``VAULT_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plugboard_servicekit.settings import ServiceSettings, service_settings_config
+from pydantic import Field, SecretStr
+
+
+class VaultSettings(ServiceSettings):
+    """``VAULT_KEYRING_FILE`` (preferred: rotatable without restart) or ``VAULT_KEYRING`` (JSON)."""
+
+    model_config = service_settings_config("VAULT_")
+
+    keyring_file: Path | None = None
+    keyring: SecretStr | None = None
+    keyring_reload_seconds: float = Field(default=5.0, gt=0)
+    http_port: int = 8002
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    sweep_batch_size: int = Field(default=5000, ge=1, le=50_000)
+    sweep_concurrency: int = Field(default=2, ge=1, le=8)
+    data_key_cache_size: int = Field(default=10_000, ge=1)

