@@ -65,12 +65,17 @@ class Runtime:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
+async def get_runtime(request: Request) -> Runtime:
+    """Dependency; async so FastAPI does not hop to a worker thread per request."""
+    return runtime_of(request)
+
+
+async def get_pool(request: Request) -> asyncpg.Pool:
+    return runtime_of(request).pool
 
 
 async def _connect_messaging(

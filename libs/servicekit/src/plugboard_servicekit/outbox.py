@@ -114,8 +114,7 @@ class OutboxRelay:
             )
             while True:
                 self._wake.clear()  # a NOTIFY from now on means new rows after this read
-                sent = await self._publish_batch(conn, producer)
-                if sent < self._batch_size:
+                if not await self._publish_batch(conn, producer):
                     await self._report_lag(conn)
                     await self._wait_for_work()
         finally:

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from plugboard_contracts.enums import CredentialType
-from plugboard_servicekit.app import get_runtime
+from plugboard_servicekit.app import runtime_of
 from plugboard_servicekit.auth import Caller, require_scopes
 from plugboard_servicekit.pagination import PageParams, encode_page_token
 from plugboard_servicekit.problems import ProblemError
@@ -48,8 +48,8 @@ RefreshCaller = Annotated[Caller, Depends(require_scopes("credentials:refresh"))
 
 
 async def _service(request: Request) -> CredentialService:
-    """Async on purpose: FastAPI runs sync dependencies (``get_runtime``) in a thread pool."""
-    return get_runtime(request).state[SERVICE_STATE]
+    """Async on purpose: FastAPI runs sync dependencies in a thread pool."""
+    return runtime_of(request).state[SERVICE_STATE]
 
 
 async def _credential_id(credential_id: str) -> UUID:
