@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,9 @@ from plugboard_servicekit.tasks import cancel_and_wait, close_within
 
 log = get_logger(__name__)
 
-ROUND_BYTES = kafka.MAX_BATCH_BYTES // 2
+_TRACE_HEADERS = ("traceparent", "tracestate")
+"""What `add` stores in `headers` (W3C trace context) and the relay sends along."""
+ROUND_BYTES = kafka.MAX_BATCH_BYTES * 9 // 10  # headroom for record framing
 _COLUMNS = ("event_id", "topic", "key", "payload", "headers")
 _INSERT = "INSERT INTO outbox (event_id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)"
 
@@ -140,7 +143,8 @@ class OutboxRelay:
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         rows = await conn.fetch(
-            "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT $1",
+            "SELECT id, topic, key, payload, headers->>'traceparent' AS traceparent,"
+            " headers->>'tracestate' AS tracestate FROM outbox ORDER BY id LIMIT $1",
             self._batch_size,
         )
         if not rows:
@@ -151,7 +155,7 @@ class OutboxRelay:
                 row["topic"],
                 value=row["payload"],
                 key=row["key"].encode(),
-                headers=[(k, str(v).encode()) for k, v in row["headers"].items()],
+                headers=[(name, row[name].encode()) for name in _TRACE_HEADERS if row[name]],
             )
             for row in rows
         ]
@@ -159,8 +163,8 @@ class OutboxRelay:
         await conn.execute(
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )
-        for row in rows:
-            metrics.EVENTS_PUBLISHED.labels(topic=row["topic"]).inc()
+        for topic, count in Counter(row["topic"] for row in rows).items():
+            metrics.EVENTS_PUBLISHED.labels(topic=topic).inc(count)
         return len(rows)
 
     async def _report_lag(self, conn: asyncpg.Connection) -> None:
