@@ -242,3 +242,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         app.include_router(router)
     telemetry.instrument_app(app)
     return app
+
+
+def service_app_factory(
+    spec: ServiceSpec, settings_type: type[ServiceSettings]
+) -> Callable[[], FastAPI]:
+    """A uvicorn `--factory` target; settings are read from the environment when called."""
+
+    def create_app() -> FastAPI:
+        return create_service_app(spec, settings_type())
+
+    return create_app

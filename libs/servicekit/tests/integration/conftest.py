@@ -15,6 +15,7 @@ import pytest
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, kafka
+from plugboard_servicekit.consumer import EventConsumer, Handler
 from plugboard_servicekit.db import Connection
 
 EFFECTS_MIGRATIONS = Path(__file__).parent / "effects_migrations"
@@ -48,6 +49,30 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.1)
+
+
+def consumer_for(
+    pool: asyncpg.Pool,
+    bootstrap: str,
+    topic: str,
+    *,
+    handler: Handler = record_effect,
+    max_attempts: int = 5,
+    backoff_base: float = 0.2,
+    backoff_max: float = 5.0,
+) -> EventConsumer:
+    """A consumer in a group of its own, with the fast group timings Tansu needs."""
+    return EventConsumer(
+        pool,
+        bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        handlers={topic: handler},
+        max_attempts=max_attempts,
+        backoff_base=backoff_base,
+        backoff_max=backoff_max,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+    )
 
 
 @pytest.fixture

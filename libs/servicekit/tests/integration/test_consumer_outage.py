@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
 from plugboard_servicekit import db, embedded, kafka
-from plugboard_servicekit.consumer import EventConsumer
 
-from .conftest import EFFECTS_MIGRATIONS, make_event, record_effect, wait_until
+from .conftest import EFFECTS_MIGRATIONS, consumer_for, make_event, wait_until
 from .test_outbox_inbox import read_topic
 
 pytestmark = pytest.mark.integration
@@ -28,16 +26,8 @@ async def test_database_outage_delays_but_never_dead_letters(
     try:
         await db.migrate(postgres.dsn, schema, [EFFECTS_MIGRATIONS])
         pool = await db.create_pool(postgres.dsn, schema, min_size=0, max_size=4)
-        consumer = EventConsumer(
-            pool,
-            kafka_bootstrap,
-            group_id=f"g-{uuid.uuid4().hex[:8]}",
-            handlers={topic: record_effect},
-            max_attempts=2,
-            backoff_base=0.01,
-            backoff_max=0.5,
-            session_timeout_ms=2000,
-            heartbeat_interval_ms=300,
+        consumer = consumer_for(
+            pool, kafka_bootstrap, topic, max_attempts=2, backoff_base=0.01, backoff_max=0.5
         )
         await consumer.start()
         try:

@@ -4,18 +4,17 @@ through relay restarts and a broker that stops answering for a while."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import defaultdict
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from plugboard_servicekit import kafka, outbox
-from plugboard_servicekit.consumer import Event, EventConsumer
+from plugboard_servicekit.consumer import Event
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.outbox import OutboxRelay
 
-from .conftest import make_event, record_effect, wait_until
+from .conftest import consumer_for, make_event, record_effect, wait_until
 
 pytestmark = pytest.mark.integration
 KEYS = [f"aggregate-{n}" for n in range(12)]
@@ -28,18 +27,6 @@ async def stage(pool: asyncpg.Pool, topic: str, seqs: range) -> None:
         async with pool.acquire() as conn, conn.transaction():
             chunk = range(start, min(start + 100, seqs.stop))
             await outbox.add_many(conn, [make_event(topic, KEYS[s % len(KEYS)], s) for s in chunk])
-
-
-def consumer_for(pool: asyncpg.Pool, bootstrap: str, topic: str, **kw: object) -> EventConsumer:
-    return EventConsumer(
-        pool,
-        bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        handlers={topic: record_effect},
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=300,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 async def effect_count(pool: asyncpg.Pool) -> int:
@@ -143,15 +130,8 @@ async def test_poison_message_is_dead_lettered_and_partition_keeps_flowing(
             await producer.send_and_wait(topic, value, key=key.encode())
     finally:
         await producer.stop()
-    consumer = EventConsumer(
-        effects_db,
-        kafka_bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        handlers={topic: handler},
-        max_attempts=3,
-        backoff_base=0.01,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=300,
+    consumer = consumer_for(
+        effects_db, kafka_bootstrap, topic, handler=handler, max_attempts=3, backoff_base=0.01
     )
     await consumer.start()
     try:

@@ -1,4 +1,4 @@
-"""The connector-registry service app: its spec (schema, migrations, routes, handlers) and factory.
+"""The connector-registry service: its spec and its uvicorn factory.
 
 Its features land in later issues; until then it runs the shared runtime (outbox
 relay, health, readiness, metrics) on its own schema.
@@ -6,18 +6,11 @@ relay, health, readiness, metrics) on its own schema.
 
 from pathlib import Path
 
-from fastapi import FastAPI
-from plugboard_servicekit.app import ServiceSpec, create_service_app
+from plugboard_servicekit.app import ServiceSpec, service_app_factory
 
 from connector_registry.settings import ConnectorRegistrySettings
 
 SPEC = ServiceSpec(
-    name="connector-registry",
-    schema="registry",
-    migrations=Path(__file__).parent / "migrations",
+    name="connector-registry", schema="registry", migrations=Path(__file__).parent / "migrations"
 )
-
-
-def create_app() -> FastAPI:
-    """Uvicorn factory: `uvicorn --factory connector_registry.app:create_app`."""
-    return create_service_app(SPEC, ConnectorRegistrySettings())  # pyright: ignore[reportCallIssue]
+create_app = service_app_factory(SPEC, ConnectorRegistrySettings)

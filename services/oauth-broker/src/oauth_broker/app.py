@@ -1,4 +1,4 @@
-"""The oauth-broker service app: its spec (schema, migrations, routes, handlers) and factory.
+"""The oauth-broker service: its spec and its uvicorn factory (`oauth_broker.app:create_app`).
 
 Its features land in later issues; until then it runs the shared runtime (outbox
 relay, health, readiness, metrics) on its own schema.
@@ -6,18 +6,11 @@ relay, health, readiness, metrics) on its own schema.
 
 from pathlib import Path
 
-from fastapi import FastAPI
-from plugboard_servicekit.app import ServiceSpec, create_service_app
+from plugboard_servicekit.app import ServiceSpec, service_app_factory
 
 from oauth_broker.settings import OAuthBrokerSettings
 
 SPEC = ServiceSpec(
-    name="oauth-broker",
-    schema="oauth",
-    migrations=Path(__file__).parent / "migrations",
+    name="oauth-broker", schema="oauth", migrations=Path(__file__).parent / "migrations"
 )
-
-
-def create_app() -> FastAPI:
-    """Uvicorn factory: `uvicorn --factory oauth_broker.app:create_app`."""
-    return create_service_app(SPEC, OAuthBrokerSettings())  # pyright: ignore[reportCallIssue]
+create_app = service_app_factory(SPEC, OAuthBrokerSettings)
