@@ -64,17 +64,26 @@ async def connect(dsn: str, schema: str) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's reset query (`RESET ALL; UNLISTEN *; ...`).
+
+    Pooled connections never carry session state here (LISTEN, session advisory
+    locks and `SET` happen on `connect()` connections only), so that query is one
+    wasted round trip per request. asyncpg still rolls back an open transaction."""
+
+
 async def create_pool(
     dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
     """A pool whose connections see only the service schema (search_path) and map
-    json/jsonb to Python objects."""
+    json/jsonb to Python objects. Never put session state on a pooled connection."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": quote_ident(schema)},
         init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
