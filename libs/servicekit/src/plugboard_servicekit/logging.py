@@ -64,8 +64,12 @@ _SAFE_SUFFIXES = (
 # Whole keys that are secrets although they look harmless (OAuth code, DSN with password).
 _SECRET_KEYS = frozenset({"code", "dsn"})
 
-# Secrets embedded in free text: URL passwords, auth headers, query params, JWTs.
+# Secrets embedded in free text: PEM blocks, URL passwords, auth headers, query params, JWTs.
 _VALUE_PATTERNS = (
+    (
+        re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?(?:-----END \1-----|$)", re.DOTALL),
+        REDACTED,
+    ),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@/\s]+@"), rf"\1:{REDACTED}@"),
     (re.compile(r"\b([Bb]earer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
     (

@@ -109,6 +109,11 @@ def test_nested_structures_are_redacted_without_mutating_the_input():
         (f'body {{"clientSecret": "{CANARY}", "name": "n"}}', '"name": "n"'),
         (f"GET https://api.example.com/v1/x?page=2&api_key={CANARY}&q=1", "page=2&api_key="),
         (f"token eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.{CANARY}", "token "),
+        (
+            f"bad key -----BEGIN PRIVATE KEY-----\nMC4C{CANARY}\n-----END PRIVATE KEY----- end",
+            "bad key ",
+        ),
+        (f"cut off -----BEGIN EC PRIVATE KEY-----\nMHcC{CANARY}", "cut off "),
     ],
 )
 def test_secrets_inside_text_are_redacted(text: str, kept: str):
