@@ -104,7 +104,6 @@ async def _running(
 ) -> AsyncIterator[None]:
     """Start in dependency order; whatever started is stopped in reverse, even when a
     later step fails or a stop step raises."""
-    configure_logging(spec.name, settings.log_level)
     tracer_provider = telemetry.configure_tracing(spec.name, settings.otlp_endpoint)
     if settings.auto_migrate:
         await db.migrate(settings.database_url, spec.schema, [spec.migrations])
@@ -225,7 +224,11 @@ def _not_ready(checks: dict[str, str]) -> JSONResponse:
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
-    """Build the service's ASGI app; nothing connects until the lifespan starts."""
+    """Build the service's ASGI app; nothing connects until the lifespan starts.
+
+    Logging is configured here, not in the lifespan, so the server's own start-up
+    lines already go through the JSON formatter and its redaction."""
+    configure_logging(spec.name, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
