@@ -228,6 +228,20 @@ def test_trace_ids_follow_the_current_span(log_lines: Lines):
         assert trace.format_trace_id(parent.trace_id) == trace_id
 
 
+def test_without_an_exporter_new_traces_are_ids_only_but_sampled_callers_are_followed():
+    configure_tracing("demo", otlp_endpoint=None)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("root") as root:
+        assert root.get_span_context().is_valid
+        assert not root.is_recording()
+        flags = int(inject_traceparent()["traceparent"].rsplit("-", 1)[1], 16)
+        assert not flags & 0x01  # propagated as "not sampled"
+    sampled = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"}
+    with tracer.start_as_current_span("child", context=extract_context(sampled)) as child:
+        assert child.is_recording()
+        assert trace.format_trace_id(child.get_span_context().trace_id) == "ab" * 16
+
+
 async def test_instrumented_app_logs_the_server_span_ids(log_lines: Lines):
     configure_tracing("demo", otlp_endpoint=None)
     app = build_app()
