@@ -43,8 +43,9 @@ def test_each_service_is_complete(compose: dict[str, Any], entry: ServiceEntry) 
     assert env["DATABASE_URL"].startswith(f"postgresql://{entry.role}@")
     assert env["KAFKA_BOOTSTRAP_SERVERS"]
     assert env["PLUGBOARD_JWT_PUBLIC_KEY_FILE"]
-    assert f"{entry.env_prefix}HTTP_PORT" in env
-    assert entry.app_factory in service["command"]
+    assert env[f"{entry.env_prefix}HTTP_HOST"] == "0.0.0.0"
+    assert env[f"{entry.env_prefix}HTTP_PORT"] == str(entry.port)
+    assert service["command"] == entry.command
     assert f"{entry.port}:{entry.port}" in service["ports"]
     depends = service["depends_on"]
     assert depends["kafka"]["condition"] == "service_healthy"
@@ -87,11 +88,13 @@ def test_k8s_has_deployment_and_service(entry: ServiceEntry) -> None:
     }
     deployment, service = by_kind["Deployment"], by_kind["Service"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert entry.app_factory in container["command"]
+    assert container["command"] == entry.command
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {"name": "http", "containerPort": entry.port} in container["ports"]
     env = {item["name"]: item for item in container["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == entry.name
+    assert env[f"{entry.env_prefix}HTTP_HOST"]["value"] == "0.0.0.0"
+    assert env[f"{entry.env_prefix}HTTP_PORT"]["value"] == str(entry.port)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["ports"][0]["port"] == entry.port

@@ -112,6 +112,7 @@ def _service_env(
         AUTO_MIGRATE="false",
         PYTHONUNBUFFERED="1",
     )
+    env[f"{entry.env_prefix}HTTP_HOST"] = "127.0.0.1"
     env[f"{entry.env_prefix}HTTP_PORT"] = str(port)
     env["VAULT_KEYRING_FILE"] = str(keys.keyring)  # only the vault reads VAULT_*
     return env
@@ -129,18 +130,7 @@ def _spawn_services(
     urls: dict[str, str] = {}
     for entry in SERVICES:
         port = entry.port_for(port_base)
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            entry.app_factory,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",  # the service logs its own access lines, query strings left out
-        ]
+        argv = [sys.executable, *entry.command[1:]]
         env = _service_env(entry, dsns[entry.name], bootstrap, keys, port)
         supervisor.spawn(entry.name, argv, env, state / "logs" / f"{entry.name}.log")
         urls[entry.name] = f"http://127.0.0.1:{port}"

@@ -34,9 +34,9 @@ class ServiceEntry:
         return self.schema
 
     @property
-    def app_factory(self) -> str:
-        """The uvicorn `--factory` target."""
-        return f"{self.package}.app:create_app"
+    def command(self) -> list[str]:
+        """How a deployment starts it: `python -m <package>`, bound by its HTTP settings."""
+        return ["python", "-m", self.package]
 
     def port_for(self, port_base: int) -> int:
         """The port when the whole stack is shifted to another base (8000 by default)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from plugboard_contracts.topics import all_topic_names
@@ -256,3 +257,14 @@ def service_app_factory(
         return create_service_app(spec, settings_type())
 
     return create_app
+
+
+def serve(spec: ServiceSpec, settings_type: type[ServiceSettings]) -> None:
+    """Run one service process on ``<PREFIX>HTTP_HOST:<PREFIX>HTTP_PORT`` (``python -m
+    <package>``). uvicorn's access log and logging set-up stay off: the service writes
+    its own JSON access line, without query strings."""
+    settings = settings_type()
+    app = create_service_app(spec, settings)
+    uvicorn.run(
+        app, host=settings.http_host, port=settings.http_port, access_log=False, log_config=None
+    )

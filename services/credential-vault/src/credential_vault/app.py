@@ -1,6 +1,7 @@
 """The credential-vault service: its ``ServiceSpec`` and the ASGI app factory.
 
-Run: ``uvicorn credential_vault.app:create_app --factory --port 8002``.
+Run: ``python -m credential_vault`` (binds ``VAULT_HTTP_HOST:VAULT_HTTP_PORT``), or
+``uvicorn credential_vault.app:create_app --factory``.
 """
 
 from __future__ import annotations
