@@ -12,7 +12,6 @@ import asyncio
 import json
 import resource
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -156,8 +155,7 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def main(events: int, repeat: int) -> dict[str, Any]:
     configure_logging("bench", "WARNING", stream=sys.stderr)  # stdout is the JSON report
-    workdir = Path(tempfile.mkdtemp(prefix="plugboard-bench-"))
-    workdir.chmod(0o755)
+    workdir = embedded.server_tempdir("plugboard-bench-")
     migrations = workdir / "migrations"
     migrations.mkdir()
     (migrations / "0001_effects.sql").write_text(EFFECTS_SQL)

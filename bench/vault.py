@@ -26,7 +26,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -290,8 +289,7 @@ async def sweeper_bench(dsn: str, keyring: Path, count: int) -> dict[str, Any]:
 
 
 async def main(seconds: float, expire: int) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="plugboard-vault-bench-"))
-    workdir.chmod(0o755)
+    workdir = embedded.server_tempdir("plugboard-vault-bench-")
     postgres = embedded.start_postgres(workdir / "pg")
     broker = embedded.start_tansu()
     try:

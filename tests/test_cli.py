@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -106,14 +103,6 @@ def _free_port_base() -> int:
     raise RuntimeError("no free port range")
 
 
-@pytest.fixture
-def state_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="plugboard-dev-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _wait_all_ready(proc: subprocess.Popen[bytes], urls: list[str], output: Path) -> None:
     deadline = time.monotonic() + 60
     pending = set(urls)
@@ -143,17 +132,17 @@ def _printed_token(output: Path) -> str:
 
 @pytest.mark.integration
 @pytest.mark.timeout(150)
-def test_dev_runs_the_stack_and_leaves_no_process(state_dir: Path) -> None:
+def test_dev_runs_the_stack_and_leaves_no_process(server_tmp_path: Path) -> None:
     base = _free_port_base()
     kafka_port = free_port()
     external = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")  # the stack must be embedded
     env = {key: value for key, value in os.environ.items() if key not in external}
     env.update(PLUGBOARD_DEV_PORT_BASE=str(base), PLUGBOARD_DEV_KAFKA_PORT=str(kafka_port))
-    output = state_dir / "dev-output.txt"
+    output = server_tmp_path / "dev-output.txt"
     command = [str(Path(sys.executable).parent / "plugboard"), "dev", "--timeout", "60"]
     with output.open("wb") as out:
         proc = subprocess.Popen(
-            [*command, "--state-dir", str(state_dir / "state")],
+            [*command, "--state-dir", str(server_tmp_path / "state")],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

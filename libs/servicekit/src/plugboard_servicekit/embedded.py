@@ -53,6 +53,14 @@ def port_in_use(host: str, port: int) -> bool:
         return False
 
 
+def server_tempdir(prefix: str) -> Path:
+    """A fresh temporary directory for a server's data. mkdtemp makes it 0700, but the
+    database's system user (when we run as root) must be able to traverse it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
 def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
     """A `preexec_fn` that makes the child receive `sig` when its parent dies, even by
     SIGKILL. Linux binds this to the spawning thread: spawn from a long-lived one."""

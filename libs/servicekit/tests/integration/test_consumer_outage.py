@@ -4,7 +4,6 @@ once the database is back, and dead-letters nothing."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_database_outage_delays_but_never_dead_letters(
-    kafka_bootstrap: str, topic: str
+    kafka_bootstrap: str, topic: str, server_tmp_path: Path
 ) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="pb-outage-"))
-    workdir.chmod(0o755)
-    postgres = embedded.start_postgres(workdir / "pg")
+    postgres = embedded.start_postgres(server_tmp_path / "pg")
     schema = "outage"
     try:
         await db.migrate(postgres.dsn, schema, [EFFECTS_MIGRATIONS])
@@ -44,7 +41,7 @@ async def test_database_outage_delays_but_never_dead_letters(
             await asyncio.sleep(4)  # many retry rounds while the database is down
             assert await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=1, timeout=1) == []
 
-            postgres = embedded.start_postgres(workdir / "pg")  # same data, same socket
+            postgres = embedded.start_postgres(server_tmp_path / "pg")  # same data, same socket
 
             async def all_applied() -> bool:
                 return await pool.fetchval("SELECT count(*) FROM effects") == len(events)

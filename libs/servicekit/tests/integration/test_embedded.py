@@ -9,7 +9,6 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -47,17 +46,8 @@ def wait_for_state(pid: int, *states: str) -> bool:
     return False
 
 
-@pytest.fixture
-def traversable_tmp() -> Iterator[Path]:
-    """A data dir parent the server's system user can reach (pytest's base is 0700)."""
-    base = Path(tempfile.mkdtemp(prefix="plugboard-emb-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-async def test_postgres_serves_and_stops(traversable_tmp: Path) -> None:
-    server = start_postgres(traversable_tmp / "data")
+async def test_postgres_serves_and_stops(server_tmp_path: Path) -> None:
+    server = start_postgres(server_tmp_path / "data")
     try:
         conn = await asyncpg.connect(server.dsn)
         try:
@@ -70,8 +60,8 @@ async def test_postgres_serves_and_stops(traversable_tmp: Path) -> None:
     server.stop()  # idempotent
 
 
-async def test_postgres_restart_keeps_data(traversable_tmp: Path) -> None:
-    data_dir = traversable_tmp / "data"
+async def test_postgres_restart_keeps_data(server_tmp_path: Path) -> None:
+    data_dir = server_tmp_path / "data"
     for statement in ("CREATE TABLE kept (n int)", "SELECT count(*) FROM kept"):
         server = start_postgres(data_dir)
         try:

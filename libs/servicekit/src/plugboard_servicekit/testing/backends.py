@@ -21,6 +21,7 @@ from plugboard_servicekit.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
     free_port,
+    server_tempdir,
     start_postgres,
     start_tansu,
 )
@@ -93,9 +94,7 @@ class EmbeddedBackend:
     def postgres_dsn(self) -> str:
         if self._postgres is None:
             _sweep_stale_data_dirs()
-            # mkdtemp is 0700; the server's system user must traverse it
-            self._tmp = Path(tempfile.mkdtemp(prefix=_PG_DIR_PREFIX))
-            self._tmp.chmod(0o755)
+            self._tmp = server_tempdir(_PG_DIR_PREFIX)
             self._postgres = start_postgres(self._tmp / "data")
         return self._postgres.dsn
 

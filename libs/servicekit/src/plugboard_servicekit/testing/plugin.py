@@ -8,11 +8,14 @@ parent-death signal if pytest itself is killed.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from plugboard_servicekit.embedded import server_tempdir
 from plugboard_servicekit.testing.backends import BrokerProcess, ServerBackend, select_backend
 
 
@@ -68,3 +71,12 @@ def jwt_keys() -> tuple[str, str]:
 def fresh_schema() -> str:
     """A schema name no other test uses, so tests share one database safely."""
     return f"t_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def server_tmp_path() -> Iterator[Path]:
+    """A temporary directory a database server can use as data or state dir (pytest's
+    own tmp_path is 0700 under root); removed after the test."""
+    path = server_tempdir("plugboard-test-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
