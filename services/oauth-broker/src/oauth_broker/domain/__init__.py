@@ -1,0 +1,1 @@
+"""Pure parts of the broker: egress policy, refresh timing, failure classes, PKCE."""

@@ -1,0 +1,207 @@
+"""SSRF-guarded egress: the only way the broker talks to a provider.
+
+Authorize, token and revocation URLs come from customers' configs, so a URL can
+name the cloud metadata service, a database on the private network or the
+broker's own loopback. The guard sits where the socket is opened (an httpcore
+network backend): it resolves the name itself, refuses every non-public answer
+and connects to the vetted address, while TLS still verifies the certificate
+and sends SNI for the name (httpcore passes the origin's host to
+``start_tls``). Checking the address actually connected to closes DNS
+rebinding (a name that is public when checked and loopback when connected).
+Redirects are never followed: the client is built with ``follow_redirects=False``
+and a 3xx is a failure, so a provider cannot bounce us to an internal address.
+
+``OAUTH_EGRESS_ALLOW`` names hosts (or host:port) exempt from both rules: http
+is allowed and private addresses are fine. It exists for local mock providers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import anyio
+import httpcore
+import httpx
+from httpcore._backends.auto import AutoBackend
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_BLOCKED_NETWORKS = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # CGNAT
+        "127.0.0.0/8",
+        "169.254.0.0/16",  # link-local, cloud metadata 169.254.169.254
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "64:ff9b::/96",  # NAT64 can reach IPv4 private space
+        "fc00::/7",  # unique local, incl. AWS metadata fd00:ec2::254
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+
+
+class EgressRefusedError(Exception):
+    """A provider URL the broker will not call. Permanent: the config must change.
+
+    The message names the rule, never the URL's query (which may carry a code)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def is_public_address(address: IpAddress) -> bool:
+    """True for addresses on the public internet only (RFC 6890 special ranges refused)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or _teredo_client(address)
+        if embedded is not None:
+            return is_public_address(embedded)
+    if any(address in network for network in _BLOCKED_NETWORKS):
+        return False
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_link_local
+    )
+
+
+def _teredo_client(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    teredo = address.teredo
+    return None if teredo is None else teredo[1]
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Which hosts are exempt; everything else must be https to a public address."""
+
+    allow: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, entries: str | Iterable[str]) -> EgressPolicy:
+        """``"localhost,127.0.0.1:8080"`` or a list; names are case-insensitive."""
+        items = entries.split(",") if isinstance(entries, str) else entries
+        return cls(frozenset(e.strip().lower().strip("[]") for e in items if e.strip()))
+
+    def allows(self, host: str, port: int) -> bool:
+        host = host.lower().strip("[]").rstrip(".")
+        return host in self.allow or f"{host}:{port}" in self.allow
+
+    def check_url(self, url: str | httpx.URL) -> httpx.URL:
+        """Refuse a URL before any network work: https only unless allow-listed."""
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError):
+            raise EgressRefusedError("not a valid URL") from None
+        if parsed.scheme not in ("https", "http") or not parsed.host:
+            raise EgressRefusedError("only https URLs are allowed")
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if parsed.scheme != "https" and not self.allows(parsed.host, port):
+            raise EgressRefusedError("only https URLs are allowed")
+        if parsed.userinfo:
+            raise EgressRefusedError("URLs with credentials are not allowed")
+        return parsed
+
+
+async def resolve(host: str, port: int) -> list[IpAddress]:
+    """All addresses of ``host`` (a literal resolves to itself, incl. decimal forms)."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise httpcore.ConnectError("name resolution failed") from None
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0])) for info in infos))
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, vets and connects to an IP: the check is on the connected address."""
+
+    def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None):
+        self._policy = policy
+        self._inner = inner or AutoBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await resolve(host, port)
+        vetted = addresses and all(is_public_address(a) for a in addresses)
+        if not vetted and not self._policy.allows(host, port):
+            raise EgressRefusedError("the host resolves to a non-public address")
+        last_error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        raise last_error or httpcore.ConnectError("no address to connect to")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise EgressRefusedError("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class EgressTransport(httpx.AsyncHTTPTransport):
+    """httpx transport enforcing the policy on every request and every new connection.
+
+    ``ssl_context`` carries a client certificate for mTLS providers."""
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        super().__init__(trust_env=False)
+        self._policy = policy
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or ssl.create_default_context(),
+            max_connections=max_connections,
+            max_keepalive_connections=20,
+            keepalive_expiry=30.0,
+            network_backend=GuardedBackend(policy),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._policy.check_url(request.url)
+        return await super().handle_async_request(request)
+
+
+def egress_client(
+    policy: EgressPolicy, *, timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
+    """A plain client on the guarded transport that never follows redirects."""
+    return httpx.AsyncClient(
+        transport=EgressTransport(policy, ssl_context=ssl_context),
+        follow_redirects=False,
+        timeout=timeout,
+        trust_env=False,
+    )
