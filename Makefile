@@ -18,8 +18,14 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) ## Install the locked environment into .venv
+install: $(UV) node_modules/.plugboard-installed ## Install the locked environments (.venv, node_modules)
 	$(UV) sync --frozen --all-packages
+
+# npm ci only when node_modules is missing or package-lock.json changed since; without
+# npm the stack still runs, only the tests that start the OAuth server process fail
+node_modules/.plugboard-installed: package-lock.json package.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: install Node.js 20+ for the OAuth server the tests start" >&2; fi
 
 dev: install ## Start the whole stack locally (embedded Postgres + broker + every service)
 	$(UV) run --frozen plugboard dev
