@@ -22,7 +22,7 @@ from typing import Any
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, embedded, kafka, outbox
-from plugboard_servicekit.consumer import EventConsumer
+from plugboard_servicekit.consumer import EventConsumer, on, on_batch
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.logging import configure_logging
 from plugboard_servicekit.outbox import OutboxRelay
@@ -51,14 +51,16 @@ def make_event(topic: str, seq: int) -> CloudEvent[dict[str, Any]]:
     )
 
 
-async def record_effect(conn: Connection, event: CloudEvent[dict[str, Any]]) -> None:
+async def record_effect(_: None, conn: Connection, event: CloudEvent[dict[str, Any]]) -> None:
     """A per-event handler: one statement per event."""
     await conn.execute(
         "INSERT INTO effects (event_id, seq) VALUES ($1, $2)", event.id, event.data["seq"]
     )
 
 
-async def record_effects(conn: Connection, events: Sequence[CloudEvent[dict[str, Any]]]) -> None:
+async def record_effects(
+    _: None, conn: Connection, events: Sequence[CloudEvent[dict[str, Any]]]
+) -> None:
     """A batch handler: one set-based statement per partition batch."""
     await conn.execute(
         "INSERT INTO effects (event_id, seq) SELECT * FROM unnest($1::uuid[], $2::int[])",
@@ -112,15 +114,15 @@ async def outbox_pipeline(
     await kafka.ensure_topics(bootstrap, [topic, f"{topic}.dlq"])
     await db.migrate(dsn, schema, [migrations])
     pool = await db.create_pool(dsn, schema, max_size=10)
-    handlers = {"batch_handlers": {topic: record_effects}} if batch else {}
+    subscription = on_batch(topic, record_effects) if batch else on(topic, record_effect)
     consumer = EventConsumer(
         pool,
         bootstrap,
         f"bench-{schema}",
-        {} if batch else {topic: record_effect},
+        None,
+        [subscription],
         session_timeout_ms=2000,
         heartbeat_interval_ms=300,
-        **handlers,  # type: ignore[arg-type]
     )
     await consumer.start()
     relay = OutboxRelay(dsn, schema, bootstrap)

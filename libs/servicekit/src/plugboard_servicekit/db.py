@@ -26,6 +26,44 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_FILE = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 
 
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+"""Our database unreachable (or the socket to it gone)."""
+_TRANSIENT_SQLSTATES = frozenset({"25006", "40001", "40P01", "55P03"})
+"""read-only transaction (a failover left us on a standby), serialization failure,
+deadlock, lock not available: the same statement can succeed on a later try."""
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+"""connection exception, insufficient resources (disk full, out of memory, too many
+connections), operator intervention (cancelled query, shutdown), system error (I/O)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when the error is our database's state, not the work's fault: retrying
+    later can succeed, so an event must never be dead-lettered for it. Explicit
+    causes (`raise ... from db_error`) are followed; an error merely raised while
+    handling another (`__context__`) is judged on its own."""
+    current: BaseException | None = error
+    for _ in range(8):  # a cause chain is short; a cycle must not loop forever
+        if current is None:
+            return False
+        if isinstance(current, TRANSIENT_ERRORS):
+            return True
+        if isinstance(current, asyncpg.PostgresError):
+            state = str(getattr(current, "sqlstate", "") or "")
+            if state in _TRANSIENT_SQLSTATES or state[:2] in _TRANSIENT_SQLSTATE_CLASSES:
+                return True
+        current = current.__cause__
+    return False
+
+
 class MigrationChecksumError(RuntimeError):
     """An already applied migration file was edited; applied history must not change."""
 

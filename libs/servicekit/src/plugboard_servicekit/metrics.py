@@ -21,7 +21,7 @@ EVENTS_PUBLISHED = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "plugboard_events_consumed_total",
-    "Events a consumer finished with, by outcome (processed, duplicate, dead_lettered).",
+    "Events a consumer finished with, by outcome (processed, duplicate, skipped, dead_lettered).",
     ["topic", "outcome"],
 )
 EVENTS_FAILED = Counter(
@@ -38,6 +38,12 @@ OUTBOX_OLDEST_AGE_SECONDS = Gauge(
     "plugboard_outbox_oldest_age_seconds",
     "Age of the oldest unpublished outbox row (0 when empty).",
     ["service"],
+)
+
+OUTBOX_DEAD_LETTERS = Counter(
+    "plugboard_outbox_dead_letters_total",
+    "Outbox rows the broker can never accept (e.g. too large), parked in outbox_dead_letters.",
+    ["service", "topic"],
 )
 
 

@@ -15,7 +15,7 @@ import pytest
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, kafka
-from plugboard_servicekit.consumer import EventConsumer, Handler
+from plugboard_servicekit.consumer import EventConsumer, Handler, on
 from plugboard_servicekit.db import Connection
 
 EFFECTS_MIGRATIONS = Path(__file__).parent / "effects_migrations"
@@ -34,7 +34,7 @@ def make_event(topic: str, key: str, seq: int, **extra: Any) -> CloudEvent[dict[
     )
 
 
-async def record_effect(conn: Connection, event: CloudEvent[dict[str, Any]]) -> None:
+async def record_effect(_: object, conn: Connection, event: CloudEvent[dict[str, Any]]) -> None:
     await conn.execute(
         "INSERT INTO effects (event_id, key, seq) VALUES ($1, $2, $3)",
         event.id,
@@ -56,17 +56,18 @@ def consumer_for(
     bootstrap: str,
     topic: str,
     *,
-    handler: Handler = record_effect,
+    handler: Handler[None] = record_effect,
     max_attempts: int = 5,
     backoff_base: float = 0.2,
     backoff_max: float = 5.0,
-) -> EventConsumer:
+) -> EventConsumer[None]:
     """A consumer in a group of its own, with the fast group timings Tansu needs."""
     return EventConsumer(
         pool,
         bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        handlers={topic: handler},
+        f"g-{uuid.uuid4().hex[:8]}",
+        None,
+        [on(topic, handler)],
         max_attempts=max_attempts,
         backoff_base=backoff_base,
         backoff_max=backoff_max,

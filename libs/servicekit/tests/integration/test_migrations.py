@@ -9,6 +9,11 @@ import pytest
 from plugboard_servicekit import db
 
 pytestmark = pytest.mark.integration
+KIT = [
+    "servicekit/0001_outbox.sql",
+    "servicekit/0002_inbox.sql",
+    "servicekit/0003_aggregate_versions.sql",
+]
 
 
 def write(directory: Path, name: str, sql: str) -> None:
@@ -19,7 +24,7 @@ async def test_migrate_twice_applies_once(postgres_dsn: str, fresh_schema: str, 
     write(tmp_path, "0001_things.sql", "CREATE TABLE things (id int PRIMARY KEY);")
     first = await db.migrate(postgres_dsn, fresh_schema, [tmp_path])
     second = await db.migrate(postgres_dsn, fresh_schema, [tmp_path])
-    assert first == ["servicekit/0001_outbox.sql", "servicekit/0002_inbox.sql", "0001_things.sql"]
+    assert first == [*KIT, "0001_things.sql"]
     assert second == []
 
 

@@ -111,10 +111,10 @@ async def test_duplicate_delivery_has_one_effect(
 async def test_poison_message_is_dead_lettered_and_partition_keeps_flowing(
     effects_db: asyncpg.Pool, kafka_bootstrap: str, topic: str
 ) -> None:
-    async def handler(conn: Connection, event: Event) -> None:
+    async def handler(_: None, conn: Connection, event: Event) -> None:
         if event.data.get("poison"):
             raise RuntimeError(f"cannot apply this one: {CANARY}")
-        await record_effect(conn, event)
+        await record_effect(None, conn, event)
 
     key = "aggregate-poison"  # one key: one partition, so later messages queue behind it
     messages = [
