@@ -42,7 +42,7 @@ fmt: install ## Format and auto-fix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-schemas: install ## Export the event JSON Schemas to libs/contracts/schemas/
+schemas: install ## Export the event JSON Schemas and asyncapi.yaml (refuses breaking changes)
 	$(UV) run --frozen python -m plugboard_contracts.export_schemas
 
 bench: install ## Run the benchmarks (each prints JSON)

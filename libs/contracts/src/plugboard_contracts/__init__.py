@@ -2,6 +2,7 @@
 
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
+from plugboard_contracts.parsing import parse_event
 from plugboard_contracts.topics import (
     CATALOGUE,
     TopicSpec,
@@ -17,5 +18,6 @@ __all__ = [
     "all_topic_names",
     "dlq_topic",
     "new_event",
+    "parse_event",
     "uuid7",
 ]

@@ -20,6 +20,7 @@ class AuthSchemeType(StrEnum):
     OAUTH2 = "oauth2"
     HMAC = "hmac"
     CERTIFICATE = "certificate"
+    JWT_BEARER = "jwt-bearer"
 
 
 class ApiKeyLocation(StrEnum):
@@ -59,6 +60,16 @@ class GrantType(StrEnum):
     CLIENT_CREDENTIALS = "client_credentials"
     PASSWORD = "password"
     REFRESH_TOKEN = "refresh_token"
+    JWT_BEARER = "jwt-bearer"
+    """RFC 7523; on the wire to a token endpoint it is the grant's URN."""
+
+
+class TokenEndpointAuthMethod(StrEnum):
+    """How a client authenticates at the token endpoint (RFC 7591 names)."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt"
 
 
 class HealthStatus(StrEnum):

@@ -13,7 +13,12 @@ from pydantic import AfterValidator, AwareDatetime
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """A ValueError (a validation error) where UTC leaves datetime's range, e.g.
+    ``9999-12-31T23:59:59-01:00``: an OverflowError would escape pydantic as a 500."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant is out of range in UTC") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

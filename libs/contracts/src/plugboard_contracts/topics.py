@@ -21,19 +21,28 @@ class TopicSpec:
     """An event type: topic name (= type), payload model, and the aggregate-id field.
 
     ``key_field`` is the payload's Python attribute holding the aggregate id;
-    it becomes the envelope ``subject`` and the Kafka key, so all events of one
-    aggregate land on one partition, in order.
+    it becomes the envelope ``subject`` and the Kafka key, so the events of one
+    aggregate and ONE type land on one partition, in order. Events of different
+    types (``connection.created`` vs ``connection.deleted``) travel on different
+    topics and arrive in any order: consumers compare the payload's ``version``.
     """
 
     type: str
     payload: type[BaseModel]
     key_field: str
     partitions: int = 6
+    version: int = 1
+    """Raised for a breaking change of the payload; the old version's schema stays published."""
 
     @property
     def dataschema(self) -> str:
         """Stable URI of the exported JSON Schema (the envelope with this payload)."""
-        return dataschema_uri(self.type)
+        return dataschema_uri(self.type, self.version)
+
+    @property
+    def schema_file(self) -> str:
+        """File name of this version's schema under ``libs/contracts/schemas``."""
+        return schema_file_name(self.type, self.version)
 
 
 _SPECS: tuple[TopicSpec, ...] = (
@@ -67,9 +76,14 @@ CATALOGUE: dict[str, TopicSpec] = {spec.type: spec for spec in _SPECS}
 """Every event type of the platform, by type (= topic name)."""
 
 
-def dataschema_uri(event_type: str) -> str:
+def schema_file_name(event_type: str, version: int = 1) -> str:
+    """``<type>.json`` for version 1, ``<type>.v<N>.json`` after a breaking change."""
+    return f"{event_type}.json" if version == 1 else f"{event_type}.v{version}.json"
+
+
+def dataschema_uri(event_type: str, version: int = 1) -> str:
     """The ``dataschema`` URI of an event type; also the exported schema's ``$id``."""
-    return f"{SCHEMA_BASE_URI}{event_type}.json"
+    return f"{SCHEMA_BASE_URI}{schema_file_name(event_type, version)}"
 
 
 def dlq_topic(name: str) -> str:

@@ -105,6 +105,16 @@ class _OAuthSession(Payload):
     provider_workspace_ref: str | None = Field(
         default=None, description="Provider workspace, e.g. the Salesforce subdomain."
     )
+    project_id: UUID | None = Field(default=None, description="Project the session is for.")
+    auth_scheme_config_id: str | None = Field(
+        default=None, description="Connector auth scheme config the session used."
+    )
+    group_name: str | None = Field(default=None, description="Display name of the group.")
+    consumer_name: str | None = Field(default=None, description="Display name of the consumer.")
+    provider_metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="Non-secret token response fields captured (tokenResponseMetadata).",
+    )
 
 
 class OAuthSessionCompleted(_OAuthSession):

@@ -11,10 +11,10 @@ from uuid import UUID
 from pydantic import Field
 
 from plugboard_contracts.enums import HealthStatus
-from plugboard_contracts.payloads._base import Payload
+from plugboard_contracts.payloads._base import Payload, VersionedPayload
 
 
-class _ConnectionState(Payload):
+class _ConnectionState(VersionedPayload):
     connection_id: UUID = Field(description="The connection (aggregate id, Kafka key).")
     name: str = Field(description="Connection name, unique within its connector.")
     connector_id: UUID | None = Field(
@@ -43,12 +43,15 @@ class ConnectionDeleted(_ConnectionState):
     """``connection.deleted``: the vault drops the usages of ``credentialIds``."""
 
 
-class _InstallationRef(Payload):
+class _InstallationRef(VersionedPayload):
     installation_id: UUID = Field(description="The installation (aggregate id, Kafka key).")
     project_id: UUID = Field(description="Project the integration belongs to.")
     integration_id: UUID = Field(description="The installed integration.")
     connection_id: UUID = Field(description="Connection the installation runs with.")
     group_ref: str = Field(description="Customer's id of the group that installed it.")
+    consumer_ref: str | None = Field(
+        default=None, description="Customer's id of the user who installed it."
+    )
 
 
 class _InstallationState(_InstallationRef):
