@@ -1,20 +1,31 @@
 """The service app factory: one FastAPI app per service with the same runtime shape.
 
-A service declares what is its own in a `ServiceSpec` (schema, migrations, routers,
-event handlers, background tasks, readiness checks); the factory wires the rest:
-logging, tracing, the pool, migrations, the outbox relay, the consumer, problem
-responses, auth key, `/healthz`, `/readyz` and `/metrics`.
+A service declares what is its own in a ``ServiceSpec``: schema, migrations, settings
+type, and its composition root ``dependencies``, an async context manager that builds
+the service's typed deps object once (use cases, HTTP clients, caches) from the
+``Runtime`` servicekit built (settings, pool, identity) and closes it on shutdown.
+Routes (``http.authorize``), event handlers, background tasks and readiness checks all
+receive that same object. The factory wires the rest: logging, tracing, migrations,
+the pool, the outbox relay, the consumer, problem responses, token verification,
+``/healthz``, ``/readyz`` and ``/metrics``.
+
+Readiness means this process can serve its HTTP API: database reachable, platform
+key usable, own signing key present when it calls other services, no background
+task died, the service's own checks pass. The broker's state is reported in the
+``/readyz`` body and in ``plugboard_broker_up``, never as a 503: writes go to the
+outbox, which drains when the broker is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import asynccontextmanager
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import uvicorn
@@ -22,11 +33,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from plugboard_contracts.topics import all_topic_names
 
-from plugboard_servicekit import db, kafka, telemetry
-from plugboard_servicekit.auth import load_public_key
-from plugboard_servicekit.consumer import BatchHandler, EventConsumer, Handler
+from plugboard_servicekit import db, http, kafka, metrics, telemetry, tuning
+from plugboard_servicekit.auth import TokenVerifier, load_public_key
+from plugboard_servicekit.consumer import EventConsumer, Subscription
+from plugboard_servicekit.identity import ServiceIdentity
 from plugboard_servicekit.logging import configure_logging, get_logger
-from plugboard_servicekit.metrics import metrics_response
 from plugboard_servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from plugboard_servicekit.outbox import OutboxRelay
 from plugboard_servicekit.problems import install_problem_handlers, problem_response
@@ -35,76 +46,150 @@ from plugboard_servicekit.tasks import cancel_and_wait, close_within
 
 log = get_logger(__name__)
 
-ReadinessCheck = Callable[["Runtime"], Awaitable[str | None]]
-"""Returns None when ready, or a short reason why not."""
-BackgroundTask = Callable[["Runtime"], Coroutine[Any, Any, None]]
-_MESSAGING = "plugboard.messaging"
-_FAILED_TASKS = "plugboard.failed_tasks"
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    schema: str
-    migrations: Path
-    routers: Sequence[APIRouter] = ()
-    handlers: Mapping[str, Handler] = field(default_factory=dict)
-    batch_handlers: Mapping[str, BatchHandler] = field(default_factory=dict)
-    on_startup: BackgroundTask | None = None
-    background: Sequence[BackgroundTask] = ()
-    readiness: Sequence[ReadinessCheck] = ()
-    version: str = "0.1.0"
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+DepsT = TypeVar("DepsT")
+_MESSAGING_STEP_SECONDS = 15.0
+"""Bound on one attempt to create topics / join the group: a stalled broker accepts
+TCP connections and then never answers."""
+_FROZEN = False
+_PROBE_CORRELATION_ID = 0x504C4247
+_PROBE_CLIENT = b"plugboard-probe"
+_PROBE_REQUEST = struct.pack(">hhih", 18, 0, _PROBE_CORRELATION_ID, len(_PROBE_CLIENT))
+"""A Kafka ApiVersions v0 request (api key 18): every broker answers it, before auth."""
 
 
 @dataclass
-class Runtime:
-    """Everything a running service holds; routes reach it through `get_runtime`."""
+class MessagingState:
+    """The broker as this process sees it: reported, never a reason to stop serving."""
 
-    spec: ServiceSpec
-    settings: ServiceSettings
+    status: str = "starting"
+    """``starting`` until the topics exist and the relay and consumer started; ``running``."""
+    broker: str = "unknown"
+    """``up`` or ``down`` from the last probe (a real Kafka request, not a TCP connect)."""
+
+
+@dataclass(frozen=True)
+class Runtime(Generic[SettingsT]):
+    """What servicekit built before the service's deps; ``dependencies`` gets it."""
+
+    spec: ServiceSpec[SettingsT, Any]
+    settings: SettingsT
     pool: asyncpg.Pool
-    state: dict[str, Any] = field(default_factory=dict)
+    identity: ServiceIdentity
+    messaging: MessagingState
 
 
-def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime
+@dataclass(frozen=True)
+class ServiceSpec(Generic[SettingsT, DepsT]):
+    name: str
+    schema: str
+    migrations: Path
+    settings_type: type[SettingsT]
+    dependencies: Callable[[Runtime[SettingsT]], AbstractAsyncContextManager[DepsT]]
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Sequence[Subscription[DepsT]] = ()
+    background: Sequence[Callable[[DepsT], Coroutine[Any, Any, None]]] = ()
+    readiness: Sequence[Callable[[DepsT], Awaitable[str | None]]] = ()
+    """Each returns None when ready, or a short reason; named by ``__name__`` in /readyz."""
+    trusted_services: frozenset[str] = frozenset()
+    """Services whose service tokens this one accepts (platform tokens always work)."""
+    version: str = "0.1.0"
 
 
-async def get_runtime(request: Request) -> Runtime:
-    """Dependency; async so FastAPI does not hop to a worker thread per request."""
-    return runtime_of(request)
+@asynccontextmanager
+async def runtime_dependencies(runtime: Runtime[Any]) -> AsyncIterator[Runtime[Any]]:
+    """For a service with nothing of its own yet: its deps object is the runtime."""
+    yield runtime
 
 
-async def get_pool(request: Request) -> asyncpg.Pool:
-    return runtime_of(request).pool
+@dataclass
+class _Running(Generic[DepsT]):
+    runtime: Runtime[Any]
+    deps: DepsT
+    failed_tasks: dict[str, str] = field(default_factory=dict)
+
+
+def runtime_of(app: FastAPI) -> Runtime[Any]:
+    """The running service's runtime (tests, operators' tools); after start-up only."""
+    return app.state.plugboard_running.runtime
+
+
+def dependencies_of(app: FastAPI) -> Any:
+    """The running service's deps object; after start-up only."""
+    return app.state.plugboard_running.deps
 
 
 async def _connect_messaging(
-    runtime: Runtime, relay: OutboxRelay, consumer: EventConsumer | None
+    running: _Running[Any], relay: OutboxRelay, consumer: EventConsumer[Any] | None
 ) -> None:
     """Create the topic catalogue, then start publishing and consuming, retrying until
-    the broker answers; `/readyz` says `starting` until then. Topics come first so
-    that no publish auto-creates one with the wrong partition count."""
+    the broker answers. Topics come first so that no publish auto-creates one with the
+    wrong partition count; until then writes wait in the outbox."""
+    runtime = running.runtime
     bootstrap = runtime.settings.kafka_bootstrap_servers
     while True:
         try:
-            await kafka.ensure_topics(bootstrap, all_topic_names())
+            await asyncio.wait_for(
+                kafka.ensure_topics(bootstrap, all_topic_names()), _MESSAGING_STEP_SECONDS
+            )
             if consumer is not None:
-                await consumer.start()
+                await asyncio.wait_for(consumer.start(), _MESSAGING_STEP_SECONDS)
             break
         except Exception as exc:  # noqa: BLE001 - retried until the broker is back
             log.warning("messaging_start_failed", error=type(exc).__name__)
             await asyncio.sleep(2)
     relay.start()
-    runtime.state[_MESSAGING] = "ok"
+    runtime.messaging.status = "running"
+    metrics.MESSAGING_RUNNING.labels(service=runtime.spec.name).set(1)
+
+
+async def broker_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
+    """True when one bootstrap server answers a real Kafka request within ``timeout``.
+
+    A TCP connect alone is not enough: a stalled (e.g. SIGSTOPped) broker's kernel
+    still accepts connections into the listen backlog (TOOLCHAIN.md)."""
+    request = _PROBE_REQUEST + _PROBE_CLIENT
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                try:
+                    writer.write(struct.pack(">i", len(request)) + request)
+                    await writer.drain()
+                    _, correlation_id = struct.unpack(">ii", await reader.readexactly(8))
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+            continue
+        if correlation_id == _PROBE_CORRELATION_ID:
+            return True
+    return False
+
+
+async def _watch_broker(runtime: Runtime[Any]) -> None:
+    """Probe the broker on a timer for /readyz and ``plugboard_broker_up``."""
+    settings = runtime.settings
+    gauge = metrics.BROKER_UP.labels(service=runtime.spec.name)
+    while True:
+        up = await broker_answers(settings.kafka_bootstrap_servers, timeout=2.0)
+        if (runtime.messaging.broker == "up") != up:
+            log.info("broker_state", broker="up" if up else "down")
+        runtime.messaging.broker = "up" if up else "down"
+        gauge.set(1 if up else 0)
+        await asyncio.sleep(settings.broker_probe_seconds)
 
 
 @asynccontextmanager
 async def _running(
-    app: FastAPI, spec: ServiceSpec, settings: ServiceSettings
+    app: FastAPI,
+    spec: ServiceSpec[Any, Any],
+    settings: ServiceSettings,
+    identity: ServiceIdentity,
 ) -> AsyncIterator[None]:
     """Start in dependency order; whatever started is stopped in reverse, even when a
-    later step fails or a stop step raises."""
+    later step fails or a stop step raises. The deps close after the consumer, relay
+    and background tasks that use them have stopped."""
     tracer_provider = telemetry.configure_tracing(spec.name, settings.otlp_endpoint)
     if settings.auto_migrate:
         await db.migrate(settings.database_url, spec.schema, [spec.migrations])
@@ -114,25 +199,42 @@ async def _running(
             settings.database_url, spec.schema, max_size=settings.db_pool_size
         )
         stack.push_async_callback(close_within, pool.close())
-        runtime = Runtime(spec=spec, settings=settings, pool=pool, state={_MESSAGING: "starting"})
-        app.state.runtime = runtime
+        metrics.MESSAGING_RUNNING.labels(service=spec.name).set(0)
+        runtime = Runtime(spec, settings, pool, identity, MessagingState())
+        deps = await stack.enter_async_context(spec.dependencies(runtime))
+        running = _Running(runtime, deps)
+        app.state.plugboard_running = running
         relay = OutboxRelay(settings.database_url, spec.schema, settings.kafka_bootstrap_servers)
         stack.push_async_callback(relay.stop)
-        consumer = _consumer_for(runtime)
+        consumer = _consumer_for(runtime, deps)
         if consumer is not None:
             stack.push_async_callback(consumer.stop)
-        if spec.on_startup is not None:
-            await spec.on_startup(runtime)
-        _supervise(runtime, stack, "messaging", _connect_messaging(runtime, relay, consumer))
+        _supervise(running, stack, "broker", _watch_broker(runtime))
+        _supervise(running, stack, "messaging", _connect_messaging(running, relay, consumer))
         for task in spec.background:
-            _supervise(runtime, stack, task.__name__, task(runtime))
+            _supervise(running, stack, task.__name__, task(deps))
+        http.context_of(app).deps = deps
+        stack.callback(setattr, http.context_of(app), "deps", None)
+        _freeze_once()
         log.info("service_started", service=spec.name)
         yield
     log.info("service_stopped", service=spec.name)
 
 
+def _freeze_once() -> None:
+    """Freeze the start-up heap once per process: a test process starting many apps
+    must not freeze each one's leftovers for good."""
+    global _FROZEN
+    if not _FROZEN:
+        _FROZEN = True
+        tuning.freeze_startup_heap()
+
+
 def _supervise(
-    runtime: Runtime, stack: contextlib.AsyncExitStack, name: str, work: Coroutine[Any, Any, None]
+    running: _Running[Any],
+    stack: contextlib.AsyncExitStack,
+    name: str,
+    work: Coroutine[Any, Any, None],
 ) -> None:
     """Run a background task; if it dies, log it and make `/readyz` say so, rather than
     letting a sweeper or the messaging start-up fail unseen."""
@@ -142,47 +244,59 @@ def _supervise(
             return
         error = type(task.exception()).__name__
         log.error("background_task_failed", task=name, error=error)
-        runtime.state[_FAILED_TASKS][name] = f"failed: {error}"
+        running.failed_tasks[name] = f"failed: {error}"
 
-    runtime.state.setdefault(_FAILED_TASKS, {})
     task = asyncio.create_task(work, name=name)
     task.add_done_callback(on_done)
     stack.push_async_callback(cancel_and_wait, task)
 
 
-def _consumer_for(runtime: Runtime) -> EventConsumer | None:
-    if not runtime.spec.handlers and not runtime.spec.batch_handlers:
+def _consumer_for(runtime: Runtime[Any], deps: Any) -> EventConsumer[Any] | None:
+    if not runtime.spec.subscriptions:
         return None
     settings = runtime.settings
     return EventConsumer(
         runtime.pool,
         settings.kafka_bootstrap_servers,
-        group_id=runtime.spec.name,
-        handlers=runtime.spec.handlers,
-        batch_handlers=runtime.spec.batch_handlers,
+        runtime.spec.name,
+        deps,
+        runtime.spec.subscriptions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
 
 
-async def _readiness(runtime: Runtime, jwt_public_key: str | None) -> dict[str, str]:
+async def _checks(running: _Running[Any]) -> dict[str, str]:
+    """What gates readiness: can this process serve its HTTP API."""
+    runtime = running.runtime
     checks: dict[str, str] = {}
     try:
         await runtime.pool.fetchval("SELECT 1", timeout=1.0)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - reported as not ready, not raised
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    reachable = await kafka.broker_reachable(runtime.settings.kafka_bootstrap_servers)
-    checks["broker"] = "ok" if reachable else "unreachable"
-    checks["messaging"] = runtime.state[_MESSAGING]
-    checks["jwt_key"] = _jwt_key_check(jwt_public_key)
-    checks.update(runtime.state[_FAILED_TASKS])
+    checks["jwt_key"] = _jwt_key_check(runtime.settings.jwt_public_key_pem)
+    signing = runtime.identity.signing_status()
+    if signing is not None:
+        checks["service_key"] = signing
+    checks.update(running.failed_tasks)
     for check in runtime.spec.readiness:
         try:
-            checks[check.__name__] = await check(runtime) or "ok"
+            checks[check.__name__] = await check(running.deps) or "ok"
         except Exception as exc:  # noqa: BLE001 - a failing check means not ready
             checks[check.__name__] = f"failed: {type(exc).__name__}"
     return checks
+
+
+def _reported(runtime: Runtime[Any]) -> dict[str, str]:
+    """Reported in the body, never gating: the outbox absorbs a broker outage, and a
+    missing caller key only refuses that caller's calls."""
+    reported = {"broker": runtime.messaging.broker, "messaging": runtime.messaging.status}
+    if runtime.spec.trusted_services:
+        reported["trusted_service_keys"] = runtime.identity.peers_status(
+            runtime.spec.trusted_services
+        )
+    return reported
 
 
 def _jwt_key_check(pem: str | None) -> str:
@@ -205,39 +319,43 @@ def _health_router() -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-        if runtime is None:
-            return _not_ready({"startup": "in progress"})
-        checks = await _readiness(runtime, request.app.state.jwt_public_key)
+        running: _Running[Any] | None = getattr(request.app.state, "plugboard_running", None)
+        if running is None:
+            return problem_response(503, "Service not ready", checks={"startup": "in progress"})
+        checks = await _checks(running)
+        reported = _reported(running.runtime)
         if all(value == "ok" for value in checks.values()):
-            return JSONResponse({"status": "ready", "checks": checks})
-        return _not_ready(checks)
+            return JSONResponse({"status": "ready", "checks": checks, "reported": reported})
+        return problem_response(503, "Service not ready", checks=checks, reported=reported)
 
     @router.get("/metrics")
-    async def metrics() -> Response:
-        return metrics_response()
+    async def metrics_endpoint() -> Response:
+        return metrics.metrics_response()
 
     return router
 
 
-def _not_ready(checks: dict[str, str]) -> JSONResponse:
-    return problem_response(503, "Service not ready", checks=checks)
-
-
-def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+def create_service_app(spec: ServiceSpec[SettingsT, Any], settings: SettingsT) -> FastAPI:
     """Build the service's ASGI app; nothing connects until the lifespan starts.
 
     Logging is configured here, not in the lifespan, so the server's own start-up
     lines already go through the JSON formatter and its redaction."""
     configure_logging(spec.name, settings.log_level)
+    identity = ServiceIdentity.load(spec.name, settings.service_keys_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with _running(app, spec, settings):
+        async with _running(app, spec, settings, identity):
             yield
 
     app = FastAPI(title=spec.name, version=spec.version, lifespan=lifespan)
-    app.state.jwt_public_key = settings.jwt_public_key_pem
+    verifier = TokenVerifier(
+        settings.jwt_public_key_pem,
+        audience=spec.name,
+        trusted_services=spec.trusted_services,
+        peer_keys=identity.peer_key,
+    )
+    http.bind(app, verifier)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
@@ -248,22 +366,20 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     return app
 
 
-def service_app_factory(
-    spec: ServiceSpec, settings_type: type[ServiceSettings]
-) -> Callable[[], FastAPI]:
-    """A uvicorn `--factory` target; settings are read from the environment when called."""
+def service_app_factory(spec: ServiceSpec[Any, Any]) -> Callable[[], FastAPI]:
+    """A uvicorn ``--factory`` target; settings are read from the environment when called."""
 
     def create_app() -> FastAPI:
-        return create_service_app(spec, settings_type())
+        return create_service_app(spec, spec.settings_type())
 
     return create_app
 
 
-def serve(spec: ServiceSpec, settings_type: type[ServiceSettings]) -> None:
+def serve(spec: ServiceSpec[Any, Any]) -> None:
     """Run one service process on ``<PREFIX>HTTP_HOST:<PREFIX>HTTP_PORT`` (``python -m
     <package>``). uvicorn's access log and logging set-up stay off: the service writes
     its own JSON access line, without query strings."""
-    settings = settings_type()
+    settings = spec.settings_type()
     app = create_service_app(spec, settings)
     uvicorn.run(
         app, host=settings.http_host, port=settings.http_port, access_log=False, log_config=None

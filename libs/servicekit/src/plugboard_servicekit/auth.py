@@ -1,11 +1,18 @@
 """Bearer JWT auth: EdDSA (Ed25519) tokens carrying the caller's org and scopes.
 
-Services only verify; the platform mints with the private key. The verifying
-key is ``app.state.jwt_public_key`` (PEM), set by the app factory from settings.
+Two issuers are accepted. Platform tokens (``iss = aud = "plugboard"``) are minted
+with the platform's private key and verified with ``PLUGBOARD_JWT_PUBLIC_KEY``.
+Service tokens (``iss = sub = "service:<name>"``, ``aud = <receiving service>``) are
+signed by a calling service with its own key and verified with that service's
+public key, only when the receiver trusts ``<name>`` (``ServiceSpec.trusted_services``).
+Every failure is a domain error (401, 403, or 503 when verification is not set up),
+with fixed texts that can never quote the token.
 """
 
+from __future__ import annotations
+
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -14,18 +21,17 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from plugboard_servicekit.errors import Forbidden, Unauthorized, Unavailable
 from plugboard_servicekit.logging import get_logger
-from plugboard_servicekit.problems import ProblemError
 
 ISSUER = "plugboard"
 AUDIENCE = "plugboard"
 ALGORITHM = "EdDSA"
+SERVICE_PREFIX = "service:"
 _REQUIRED_CLAIMS = ["sub", "org", "scopes", "iat", "exp", "iss", "aud"]
 _CLOCK_SKEW_SECONDS = 30
-_bearer = HTTPBearer(auto_error=False)
+_VERIFIED_MAX = 10_000
 log = get_logger("plugboard.auth")
 
 # Fixed messages per failure: PyJWT's own texts are fine today, but we promise
@@ -33,20 +39,27 @@ log = get_logger("plugboard.auth")
 _TOKEN_ERRORS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
     (jwt.ExpiredSignatureError, "The token has expired."),
     (jwt.ImmatureSignatureError, "The token is not valid yet."),
-    (jwt.InvalidAudienceError, "The token was not issued for plugboard."),
+    (jwt.InvalidAudienceError, "The token was not issued for this service."),
     (jwt.InvalidIssuerError, "The token was not issued by plugboard."),
     (jwt.MissingRequiredClaimError, "The token lacks a required claim."),
     (jwt.InvalidSignatureError, "The token signature is invalid."),
 )
 
+PeerKeys = Callable[[str], Ed25519PublicKey | None]
+"""The public key of a service by name, or None when it is not available."""
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: subject, tenant and granted scopes (exact names, no wildcards)."""
+    """Who is calling: subject, tenant and granted scopes (exact names, no wildcards).
+
+    ``service`` is the calling service's name for a service token, None for a
+    platform token (an end user or an operator)."""
 
     sub: str
     org: str
     scopes: frozenset[str]
+    service: str | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -54,7 +67,7 @@ class Caller:
     def ensure_org(self, org_id: str) -> None:
         """403 when a path names an org other than the caller's."""
         if org_id != self.org:
-            raise ProblemError(403, "Forbidden", "The token does not grant access to this org.")
+            raise Forbidden("The token does not grant access to this org.")
 
 
 def generate_keypair() -> tuple[str, str]:
@@ -72,13 +85,15 @@ def generate_keypair() -> tuple[str, str]:
 
 
 def mint_token(
-    private_key_pem: str,
+    private_key: str | Ed25519PrivateKey,
     *,
     sub: str,
     org: str,
     scopes: Iterable[str],
     ttl_seconds: int = 3600,
     now: datetime | None = None,
+    issuer: str = ISSUER,
+    audience: str = AUDIENCE,
 ) -> str:
     """A signed access token; ``now`` lets tests mint expired or future tokens."""
     issued = now or datetime.now(UTC)
@@ -88,13 +103,13 @@ def mint_token(
         "scopes": sorted(set(scopes)),
         "iat": issued,
         "exp": issued + timedelta(seconds=ttl_seconds),
-        "iss": ISSUER,
-        "aud": AUDIENCE,
+        "iss": issuer,
+        "aud": audience,
     }
-    return jwt.encode(claims, private_key_pem, algorithm=ALGORITHM)
+    return jwt.encode(claims, private_key, algorithm=ALGORITHM)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def load_public_key(pem: str) -> Ed25519PublicKey:
     """Parse once per key, not per request."""
     key = serialization.load_pem_public_key(pem.encode("ascii"))
@@ -103,69 +118,114 @@ def load_public_key(pem: str) -> Ed25519PublicKey:
     return key
 
 
-_VERIFIED: dict[tuple[int, str], tuple[Caller, float]] = {}
-_VERIFIED_MAX = 10_000
+def unauthorized(detail: str) -> Unauthorized:
+    return Unauthorized(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+def bearer_required() -> Unauthorized:
+    return Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
+
+
+def insufficient_scope(missing: list[str]) -> Forbidden:
+    challenge = f'Bearer error="insufficient_scope", scope="{" ".join(missing)}"'
+    return Forbidden(
+        f"Missing scope: {', '.join(missing)}.",
+        headers={"WWW-Authenticate": challenge},
+        missingScopes=missing,
     )
 
 
-def _verifying_key(request: Request) -> Ed25519PublicKey:
-    """A missing or unusable key is the service's fault, and temporary: 503, not 500."""
-    pem = getattr(request.app.state, "jwt_public_key", None)
+def check_scopes(caller: Caller, required: frozenset[str]) -> None:
+    """403 naming every required scope the caller lacks."""
+    if not required <= caller.scopes:
+        raise insufficient_scope(sorted(required - caller.scopes))
+
+
+class TokenVerifier:
+    """Verifies the bearer tokens one service accepts, remembering verified ones.
+
+    A verified token is remembered until its ``exp`` (bounded): callers reuse a
+    token for many requests, and a signature check costs more than the rest of a
+    small request's auth."""
+
+    def __init__(
+        self,
+        platform_key_pem: str | None,
+        *,
+        audience: str | None = None,
+        trusted_services: frozenset[str] = frozenset(),
+        peer_keys: PeerKeys | None = None,
+    ) -> None:
+        self._platform_key = _parse_platform_key(platform_key_pem)
+        self._audience = audience
+        self._trusted = trusted_services
+        self._peer_keys = peer_keys
+        self._verified: dict[str, tuple[Caller, float]] = {}
+
+    def verify(self, token: str) -> Caller:
+        """The caller a token names, or a 401 (503 when no platform key is set up)."""
+        hit = self._verified.get(token)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        issuer = _unverified_issuer(token)
+        if issuer.startswith(SERVICE_PREFIX):
+            claims = self._decode_service_token(token, issuer)
+        else:
+            claims = _decode(token, self._platform_key_or_503(), ISSUER, AUDIENCE)
+        caller = _caller_from_claims(claims)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (caller, float(claims["exp"]))
+        return caller
+
+    def _platform_key_or_503(self) -> Ed25519PublicKey:
+        """A missing or unusable key is the service's fault, and temporary: 503."""
+        if self._platform_key is None:
+            raise Unavailable("Token verification is not configured.")
+        return self._platform_key
+
+    def _decode_service_token(self, token: str, issuer: str) -> dict[str, Any]:
+        name = issuer.removeprefix(SERVICE_PREFIX)
+        if name not in self._trusted or self._audience is None:
+            raise unauthorized("The token was not issued by a trusted service.")
+        key = self._peer_keys(name) if self._peer_keys is not None else None
+        if key is None:
+            log.error("service_key_unavailable", service=name)
+            raise unauthorized("The calling service's key is not available.")
+        claims = _decode(token, key, issuer, self._audience)
+        if claims["sub"] != issuer:
+            raise unauthorized("The token claims are malformed.")
+        return claims
+
+
+def _parse_platform_key(pem: str | None) -> Ed25519PublicKey | None:
+    if not pem:
+        return None
     try:
-        if not isinstance(pem, str) or not pem:
-            raise ValueError("no JWT public key configured")
         return load_public_key(pem)
     except ValueError as exc:
         log.error("jwt_public_key_unusable", error_type=type(exc).__name__)
-        raise ProblemError(
-            503, "Service Unavailable", "Token verification is not configured."
-        ) from None
+        return None
 
 
-def _caller_from_claims(claims: dict[str, Any]) -> Caller:
-    sub, org, scopes = claims["sub"], claims["org"], claims["scopes"]
-    valid = (
-        isinstance(sub, str)
-        and isinstance(org, str)
-        and isinstance(scopes, list)
-        and all(isinstance(scope, str) for scope in scopes)
-    )
-    if not valid or not sub or not org:
-        raise _unauthorized("The token claims are malformed.")
-    return Caller(sub=sub, org=org, scopes=frozenset(scopes))
-
-
-def verify_token(token: str, public_key: Ed25519PublicKey) -> Caller:
-    """The caller a token names, or a 401 problem.
-
-    A verified token is remembered until its `exp` (bounded, per key object): callers
-    reuse a token for many requests, and a signature check costs more than the rest
-    of a small request's auth."""
-    cache_key = (id(public_key), token)
-    hit = _VERIFIED.get(cache_key)
-    if hit is not None and hit[1] > time.time():
-        return hit[0]
-    claims = _decode(token, public_key)
-    caller = _caller_from_claims(claims)
-    if len(_VERIFIED) >= _VERIFIED_MAX:
-        _VERIFIED.clear()
-    _VERIFIED[cache_key] = (caller, float(claims["exp"]))
-    return caller
-
-
-def _decode(token: str, public_key: Ed25519PublicKey) -> dict[str, Any]:
+def _unverified_issuer(token: str) -> str:
+    """Which key to verify with; nothing read here is trusted before the signature."""
     try:
-        claims = jwt.decode(
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise unauthorized("The token is malformed or invalid.") from None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else ""
+
+
+def _decode(token: str, key: Ed25519PublicKey, issuer: str, audience: str) -> dict[str, Any]:
+    try:
+        return jwt.decode(
             token,
-            public_key,
+            key,
             algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            issuer=ISSUER,
+            audience=audience,
+            issuer=issuer,
             leeway=_CLOCK_SKEW_SECONDS,
             options={"require": _REQUIRED_CLAIMS},
         )
@@ -174,41 +234,18 @@ def _decode(token: str, public_key: Ed25519PublicKey) -> dict[str, Any]:
             (text for kind, text in _TOKEN_ERRORS if isinstance(exc, kind)),
             "The token is malformed or invalid.",
         )
-        raise _unauthorized(detail) from None
-    return claims
+        raise unauthorized(detail) from None
 
 
-def _insufficient_scope(missing: list[str]) -> ProblemError:
-    challenge = f'Bearer error="insufficient_scope", scope="{" ".join(missing)}"'
-    return ProblemError(
-        403,
-        "Forbidden",
-        f"Missing scope: {', '.join(missing)}.",
-        headers={"WWW-Authenticate": challenge},
-        missingScopes=missing,
+def _caller_from_claims(claims: dict[str, Any]) -> Caller:
+    sub, org, scopes, issuer = claims["sub"], claims["org"], claims["scopes"], claims["iss"]
+    valid = (
+        isinstance(sub, str)
+        and isinstance(org, str)
+        and isinstance(scopes, list)
+        and all(isinstance(scope, str) for scope in scopes)
     )
-
-
-def require_scopes(*scopes: str) -> Callable[..., Awaitable[Caller]]:
-    """FastAPI dependency: the verified ``Caller``, holding every scope in ``scopes``."""
-    required = frozenset(scopes)
-
-    async def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    ) -> Caller:
-        key = _verifying_key(request)
-        if credentials is None:
-            raise ProblemError(
-                401,
-                "Unauthorized",
-                "A bearer token is required.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        caller = verify_token(credentials.credentials, key)
-        missing = sorted(required - caller.scopes)
-        if missing:
-            raise _insufficient_scope(missing)
-        return caller
-
-    return dependency
+    if not valid or not sub or not org:
+        raise unauthorized("The token claims are malformed.")
+    service = issuer.removeprefix(SERVICE_PREFIX) if issuer.startswith(SERVICE_PREFIX) else None
+    return Caller(sub=sub, org=org, scopes=frozenset(scopes), service=service)

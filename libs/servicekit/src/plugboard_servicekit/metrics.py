@@ -40,6 +40,21 @@ OUTBOX_OLDEST_AGE_SECONDS = Gauge(
     ["service"],
 )
 
+BROKER_UP = Gauge(
+    "plugboard_broker_up",
+    "1 when the Kafka broker answered this process's last probe, 0 when it did not.",
+    ["service"],
+)
+MESSAGING_RUNNING = Gauge(
+    "plugboard_messaging_running",
+    "1 once topics exist and the relay (and consumer) started; 0 while still starting.",
+    ["service"],
+)
+SERVICE_CALLS = Counter(
+    "plugboard_service_calls_total",
+    "Calls to other services by target, method and outcome (status class or error).",
+    ["target", "method", "outcome"],
+)
 OUTBOX_DEAD_LETTERS = Counter(
     "plugboard_outbox_dead_letters_total",
     "Outbox rows the broker can never accept (e.g. too large), parked in outbox_dead_letters.",

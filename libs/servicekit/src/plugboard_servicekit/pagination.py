@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from plugboard_servicekit.problems import ProblemError
+from plugboard_servicekit.errors import BadRequest, FieldError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -33,7 +33,7 @@ def decode_page_token(token: str) -> dict[str, Any]:
     except (binascii.Error, ValueError, RecursionError):
         cursor = None
     if not isinstance(cursor, dict):
-        raise ProblemError(400, "Bad Request", "invalid pageToken")
+        raise BadRequest("invalid pageToken", errors=[FieldError("query.pageToken", "invalid")])
     return cursor
 
 

@@ -1,5 +1,11 @@
 """RFC 9457 ``application/problem+json`` responses for every error a service returns.
 
+Use cases raise ``plugboard_servicekit.errors.DomainError`` subclasses; they are
+mapped here, in one place, to a problem with the class's status and title, the
+error's detail, ``errors: [{field, message}]``, its headers (``Retry-After``,
+``WWW-Authenticate``) and extensions. ``ProblemError`` stays for the HTTP layer
+itself (a status that has no domain meaning).
+
 Validation errors name the offending fields but never echo the submitted values:
 request bodies carry secrets (passwords, tokens) and error bodies end up in
 client logs.
@@ -14,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -87,6 +94,21 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return domain_problem(exc, request.url.path)
+
+
+def domain_problem(exc: DomainError, instance: str | None = None) -> JSONResponse:
+    """The problem response of a domain error (also usable outside a handler)."""
+    extensions = dict(exc.extensions)
+    if exc.errors:
+        extensions["errors"] = [error.as_dict() for error in exc.errors]
+    return problem_response(
+        exc.status, exc.title, exc.detail, instance=instance, headers=exc.headers, **extensions
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = _phrase(exc.status_code)
@@ -139,6 +161,7 @@ def internal_error_response(instance: str) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error ``app`` can produce a problem+json response."""
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(ProblemError, _problem_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

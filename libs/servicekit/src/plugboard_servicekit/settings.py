@@ -49,6 +49,24 @@ class ServiceSettings(BaseSettings):
         default=3000, validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS"
     )
     auto_migrate: bool = Field(default=True, validation_alias="AUTO_MIGRATE")
+    broker_probe_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="KAFKA_BROKER_PROBE_SECONDS"
+    )
+    """How often the broker's state is probed for /readyz and plugboard_broker_up."""
+
+    # Service-to-service calls (shared, unprefixed): this service's own key and its
+    # callers' public keys live in one directory; base URLs of the other services.
+    service_keys_dir: Path | None = Field(
+        default=None, validation_alias="PLUGBOARD_SERVICE_KEYS_DIR"
+    )
+    registry_url: str = Field(
+        default="http://127.0.0.1:8001", validation_alias="PLUGBOARD_REGISTRY_URL"
+    )
+    vault_url: str = Field(default="http://127.0.0.1:8002", validation_alias="PLUGBOARD_VAULT_URL")
+    oauth_url: str = Field(default="http://127.0.0.1:8003", validation_alias="PLUGBOARD_OAUTH_URL")
+    installation_url: str = Field(
+        default="http://127.0.0.1:8004", validation_alias="PLUGBOARD_INSTALLATION_URL"
+    )
 
     # Per service, read with the subclass's prefix (VAULT_HTTP_PORT, ...).
     http_host: str = "127.0.0.1"

@@ -8,20 +8,30 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import asyncpg
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import outbox
-from plugboard_servicekit.app import Runtime, ServiceSpec, create_service_app, get_runtime
-from plugboard_servicekit.auth import Caller, mint_token, require_scopes
-from plugboard_servicekit.consumer import Event
+from plugboard_servicekit.app import (
+    Runtime,
+    ServiceSpec,
+    create_service_app,
+    dependencies_of,
+    runtime_of,
+)
+from plugboard_servicekit.auth import mint_token
+from plugboard_servicekit.consumer import on
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.http import Call, authorize
 from plugboard_servicekit.settings import ServiceSettings
 from pydantic import BaseModel
 
@@ -36,15 +46,32 @@ class NoteIn(BaseModel):
     text: str
 
 
+@dataclass
+class NotesDeps:
+    """The demo service's composition root: what routes, handlers and checks share."""
+
+    pool: asyncpg.Pool
+    gate_open: bool = False
+    closed: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def notes_deps(runtime: Runtime[ServiceSettings]) -> AsyncIterator[NotesDeps]:
+    deps = NotesDeps(runtime.pool)
+    try:
+        yield deps
+    finally:
+        deps.closed.append("closed")
+
+
+WriteCall = Annotated[Call[NotesDeps], authorize("notes:write")]
+
+
 def notes_router() -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post("/notes", status_code=201)
-    async def create_note(
-        body: NoteIn,
-        caller: Caller = Depends(require_scopes("notes:write")),
-        runtime: Runtime = Depends(get_runtime),
-    ) -> dict[str, str]:
+    async def create_note(body: NoteIn, call: WriteCall) -> dict[str, str]:
         note_id = uuid7()
         event = CloudEvent[dict[str, Any]](
             id=uuid7(),
@@ -53,14 +80,14 @@ def notes_router() -> APIRouter:
             subject=str(note_id),
             time=datetime.now(UTC),
             dataschema=None,
-            orgid=caller.org,
+            orgid=call.caller.org,
             data={"noteId": str(note_id)},
         )
-        async with runtime.pool.acquire() as conn, conn.transaction():
+        async with call.deps.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO notes (id, org_id, text) VALUES ($1, $2, $3)",
                 note_id,
-                caller.org,
+                call.caller.org,
                 body.text,
             )
             await outbox.add(conn, event)
@@ -69,12 +96,15 @@ def notes_router() -> APIRouter:
     return router
 
 
-async def apply_note_event(conn: Connection, event: Event) -> None:
+async def apply_note_event(
+    deps: NotesDeps, conn: Connection, event: CloudEvent[dict[str, Any]]
+) -> None:
+    assert isinstance(deps, NotesDeps)
     await conn.execute("INSERT INTO note_effects (note_id) VALUES ($1)", event.data["noteId"])
 
 
-async def gate_check(runtime: Runtime) -> str | None:
-    return None if runtime.state.get("gate_open") else "gate closed"
+async def gate_check(deps: NotesDeps) -> str | None:
+    return None if deps.gate_open else "gate closed"
 
 
 @pytest.fixture
@@ -85,8 +115,10 @@ async def demo_app(
         name=f"demo-{fresh_schema}",
         schema=fresh_schema,
         migrations=Path(__file__).parent / "app_migrations",
+        settings_type=ServiceSettings,
+        dependencies=notes_deps,
         routers=[notes_router()],
-        handlers={TOPIC: apply_note_event},
+        subscriptions=[on(TOPIC, apply_note_event)],
         readiness=[gate_check],
     )
     settings = ServiceSettings(
@@ -95,16 +127,20 @@ async def demo_app(
         jwt_public_key=jwt_keys[1],
         kafka_session_timeout_ms=2000,
         kafka_heartbeat_interval_ms=300,
+        broker_probe_seconds=0.2,
     )
     app = create_service_app(spec, settings)
     async with app.router.lifespan_context(app):
         yield app
+        deps = dependencies_of(app)
+    assert deps.closed == ["closed"]  # the composition root was closed on shutdown
 
 
 async def test_request_to_event_to_effect_with_health_and_metrics(
     demo_app: FastAPI, jwt_keys: tuple[str, str]
 ) -> None:
-    runtime: Runtime = demo_app.state.runtime
+    runtime = runtime_of(demo_app)
+    deps: NotesDeps = dependencies_of(demo_app)
     transport = httpx.ASGITransport(app=demo_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
         assert (await client.get("/healthz")).json() == {"status": "alive"}
@@ -114,20 +150,20 @@ async def test_request_to_event_to_effect_with_health_and_metrics(
         assert not_ready.headers["content-type"] == "application/problem+json"
         assert not_ready.json()["checks"]["gate_check"] == "gate closed"
 
-        runtime.state["gate_open"] = True
+        deps.gate_open = True
 
         async def ready() -> bool:
             return (await client.get("/readyz")).status_code == 200
 
         await wait_until(ready, timeout=30)
-        checks = (await client.get("/readyz")).json()["checks"]
-        assert checks == {
-            "database": "ok",
-            "broker": "ok",
-            "messaging": "ok",
-            "jwt_key": "ok",
-            "gate_check": "ok",
-        }
+
+        async def messaging_running() -> bool:
+            return (await client.get("/readyz")).json()["reported"]["messaging"] == "running"
+
+        await wait_until(messaging_running, timeout=30)
+        body = (await client.get("/readyz")).json()
+        assert body["checks"] == {"database": "ok", "jwt_key": "ok", "gate_check": "ok"}
+        assert body["reported"] == {"broker": "up", "messaging": "running"}
 
         token = mint_token(jwt_keys[0], sub="user-1", org="org-a", scopes=["notes:write"])
         created = await client.post(
@@ -153,5 +189,6 @@ async def test_request_to_event_to_effect_with_health_and_metrics(
 
         exposition = (await client.get("/metrics")).text
         assert "plugboard_http_request_duration_seconds_count{" in exposition
+        assert f'plugboard_broker_up{{service="{runtime.spec.name}"}} 1.0' in exposition
         assert f'plugboard_events_published_total{{topic="{TOPIC}"}}' in exposition
         assert f'topic="{TOPIC}"' in exposition.split("plugboard_events_consumed_total", 1)[1]

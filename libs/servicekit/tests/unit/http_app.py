@@ -1,4 +1,6 @@
-"""A tiny FastAPI app wired like a service (problems, middleware, auth) for the unit tests."""
+"""A tiny FastAPI app wired like a service (problems, middleware, auth) for the unit tests.
+
+Routes use the service route style: one flat ``authorize`` dependency giving a ``Call``."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,7 +9,9 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, FastAPI, Response
-from plugboard_servicekit.auth import Caller, generate_keypair, mint_token, require_scopes
+from plugboard_servicekit.auth import TokenVerifier, generate_keypair, mint_token
+from plugboard_servicekit.errors import Conflict, FieldError, Invalid
+from plugboard_servicekit.http import Call, authorize, bind
 from plugboard_servicekit.metrics import metrics_response
 from plugboard_servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from plugboard_servicekit.pagination import PageParams, encode_page_token
@@ -38,8 +42,14 @@ class CreateThing(BaseModel):
         return value
 
 
-ReadCaller = Annotated[Caller, Depends(require_scopes("things:read"))]
-WriteCaller = Annotated[Caller, Depends(require_scopes("things:write"))]
+class Deps:
+    """Stands in for a service's deps object."""
+
+    name = "demo-deps"
+
+
+ReadCall = Annotated[Call[Deps], authorize("things:read")]
+WriteCall = Annotated[Call[Deps], authorize("things:write")]
 
 
 def token(
@@ -54,28 +64,36 @@ def bearer(value: str) -> dict[str, str]:
 
 def build_app(public_pem: str | None = PUBLIC_PEM) -> FastAPI:
     app = FastAPI()
-    app.state.jwt_public_key = public_pem
+    bind(app, TokenVerifier(public_pem, audience="demo"), Deps())
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware, service="demo")
 
     @app.get("/v1/orgs/{org_id}/things")
     async def list_things(
-        org_id: str, caller: ReadCaller, page: Annotated[PageParams, Depends()]
+        org_id: str, call: ReadCall, page: Annotated[PageParams, Depends()]
     ) -> dict[str, object]:
-        caller.ensure_org(org_id)
+        call.caller.ensure_org(org_id)
         start = page.cursor["after"] if page.cursor else 0
         items = list(range(start, start + page.page_size))
         return {"items": items, "nextPageToken": encode_page_token({"after": items[-1] + 1})}
 
     @app.post("/v1/orgs/{org_id}/things", status_code=201)
-    async def create_thing(org_id: str, body: CreateThing, caller: WriteCaller) -> dict[str, str]:
-        caller.ensure_org(org_id)
-        return {"name": body.name}
+    async def create_thing(org_id: str, body: CreateThing, call: WriteCall) -> dict[str, str]:
+        call.caller.ensure_org(org_id)
+        return {"name": body.name, "deps": call.deps.name}
 
     @app.get("/v1/conflict")
     async def conflict() -> None:
         raise ProblemError(409, "Conflict", "Already exists.", conflictingId="thing_1")
+
+    @app.get("/v1/domain-conflict")
+    async def domain_conflict() -> None:
+        raise Conflict("The name is taken.", conflictingId="thing_1")
+
+    @app.get("/v1/domain-invalid")
+    async def domain_invalid() -> None:
+        raise Invalid("See errors.", errors=[FieldError("body.name", "must be unique")])
 
     @app.get("/v1/boom")
     async def boom() -> None:

@@ -1,12 +1,16 @@
 """Bearer JWT auth against a real FastAPI app: every failure is a problem+json 401/403/503."""
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 from plugboard_servicekit.auth import Caller, generate_keypair, mint_token
-from plugboard_servicekit.problems import ProblemError
+from plugboard_servicekit.errors import Forbidden
 
 from .http_app import ORG, PRIVATE_PEM, PUBLIC_PEM, bearer, build_app, client_for, token
 
@@ -82,7 +86,7 @@ async def test_garbage_token_is_401():
 @pytest.mark.parametrize(
     ("claims", "detail"),
     [
-        ({"aud": "someone-else"}, "The token was not issued for plugboard."),
+        ({"aud": "someone-else"}, "The token was not issued for this service."),
         ({"iss": "evil"}, "The token was not issued by plugboard."),
         ({"org": None}, "The token lacks a required claim."),
         ({"scopes": "things:read"}, "The token claims are malformed."),
@@ -106,10 +110,24 @@ async def test_bad_claims_are_401(claims: dict, detail: str):
     assert body["detail"] == detail
 
 
-async def test_hs256_token_is_rejected():
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def hs256_signed_with(secret: bytes, claims: dict) -> str:
+    """A JWT signed by hand: PyJWT itself refuses a PEM as an HMAC secret."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+async def test_algorithm_confusion_with_the_public_key_as_hmac_secret_is_401():
+    """The real attack: the verifying key is public, so an attacker HMACs a token
+    with its PEM bytes and hopes the verifier feeds the same bytes to HS256."""
     now = int(time.time())
     claims = {
-        "sub": "x",
+        "sub": "attacker",
         "org": ORG,
         "scopes": ["things:read"],
         "iat": now,
@@ -117,8 +135,12 @@ async def test_hs256_token_is_rejected():
         "iss": "plugboard",
         "aud": "plugboard",
     }  # complete and valid but for the algorithm, so only the algorithm pin rejects it
-    forged = jwt.encode(claims, "a-shared-secret-of-at-least-32-bytes", "HS256")
-    assert_problem(await get_things(bearer(forged)), 401)
+    forged = hs256_signed_with(PUBLIC_PEM.encode("ascii"), claims)
+    signing_input, _, signature = forged.rpartition(".")
+    expected = hmac.new(PUBLIC_PEM.encode("ascii"), signing_input.encode(), hashlib.sha256)
+    assert _b64(expected.digest()) == signature  # a verifier trusting `alg` would accept it
+    body = assert_problem(await get_things(bearer(forged)), 401)
+    assert body["detail"] == "The token is malformed or invalid."
 
 
 async def test_other_org_is_403():
@@ -175,6 +197,6 @@ def test_caller_helpers():
     assert caller.has("a")
     assert not caller.has("b")
     caller.ensure_org("o")
-    with pytest.raises(ProblemError) as raised:
+    assert caller.service is None
+    with pytest.raises(Forbidden):
         caller.ensure_org("other")
-    assert raised.value.status == 403

@@ -3,8 +3,8 @@
 import base64
 
 import pytest
+from plugboard_servicekit.errors import BadRequest
 from plugboard_servicekit.pagination import decode_page_token, encode_page_token
-from plugboard_servicekit.problems import ProblemError
 
 from .http_app import ORG, bearer, build_app, client_for, token
 
@@ -31,7 +31,7 @@ def test_round_trip_is_urlsafe_and_unpadded():
     ],
 )
 def test_garbage_is_a_400_problem(garbage: str):
-    with pytest.raises(ProblemError) as raised:
+    with pytest.raises(BadRequest) as raised:
         decode_page_token(garbage)
     assert (raised.value.status, raised.value.detail) == (400, "invalid pageToken")
 

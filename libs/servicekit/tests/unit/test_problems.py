@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
+from plugboard_servicekit import errors
 from plugboard_servicekit.problems import install_problem_handlers
 
 from .http_app import MAX_BODY_BYTES, ORG, bearer, build_app, client_for, token
@@ -145,3 +146,57 @@ async def test_exception_without_the_middleware_is_still_a_500_problem():
         response = await client.get("/boom")
     problem(response, 500)
     assert CANARY not in response.text
+
+
+async def test_domain_error_maps_to_its_status_title_and_extensions():
+    async with client_for(build_app()) as client:
+        response = await client.get("/v1/domain-conflict")
+    assert problem(response, 409) == {
+        "type": "about:blank",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "The name is taken.",
+        "instance": "/v1/domain-conflict",
+        "conflictingId": "thing_1",
+    }
+
+
+async def test_invalid_domain_error_names_its_fields():
+    async with client_for(build_app()) as client:
+        response = await client.get("/v1/domain-invalid")
+    body = problem(response, 422)
+    assert body["title"] == "Validation failed"
+    assert body["errors"] == [{"field": "body.name", "message": "must be unique"}]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.Invalid("bad"),
+        errors.BadRequest("bad"),
+        errors.Unauthorized("who?", headers={"WWW-Authenticate": "Bearer"}),
+        errors.Forbidden("no"),
+        errors.NotFound("none"),
+        errors.Conflict("taken"),
+        errors.PreconditionFailed("stale"),
+        errors.PreconditionRequired("need If-Match"),
+        errors.Unavailable("later", retry_after=7),
+    ],
+)
+async def test_every_domain_error_is_a_problem_with_its_headers(error: errors.DomainError):
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise error
+
+    async with client_for(app) as client:
+        response = await client.get("/fail")
+    body = problem(response, type(error).status)
+    assert (body["title"], body["detail"]) == (type(error).title, error.detail)
+    assert "errors" not in body
+    for name, value in error.headers.items():
+        assert response.headers[name] == value
+    if isinstance(error, errors.Unavailable):
+        assert response.headers["retry-after"] == "7"

@@ -4,6 +4,5 @@
 from plugboard_servicekit.app import serve
 
 from connector_registry.app import SPEC
-from connector_registry.settings import ConnectorRegistrySettings
 
-serve(SPEC, ConnectorRegistrySettings)
+serve(SPEC)

@@ -4,6 +4,5 @@
 from plugboard_servicekit.app import serve
 
 from installation.app import SPEC
-from installation.settings import InstallationSettings
 
-serve(SPEC, InstallationSettings)
+serve(SPEC)

@@ -6,11 +6,15 @@ relay, health, readiness, metrics) on its own schema.
 
 from pathlib import Path
 
-from plugboard_servicekit.app import ServiceSpec, service_app_factory
+from plugboard_servicekit.app import ServiceSpec, runtime_dependencies, service_app_factory
 
 from installation.settings import InstallationSettings
 
 SPEC = ServiceSpec(
-    name="installation", schema="installation", migrations=Path(__file__).parent / "migrations"
+    name="installation",
+    schema="installation",
+    migrations=Path(__file__).parent / "migrations",
+    settings_type=InstallationSettings,
+    dependencies=runtime_dependencies,
 )
-create_app = service_app_factory(SPEC, InstallationSettings)
+create_app = service_app_factory(SPEC)

@@ -4,6 +4,5 @@
 from plugboard_servicekit.app import serve
 
 from oauth_broker.app import SPEC
-from oauth_broker.settings import OAuthBrokerSettings
 
-serve(SPEC, OAuthBrokerSettings)
+serve(SPEC)

@@ -6,11 +6,15 @@ relay, health, readiness, metrics) on its own schema.
 
 from pathlib import Path
 
-from plugboard_servicekit.app import ServiceSpec, service_app_factory
+from plugboard_servicekit.app import ServiceSpec, runtime_dependencies, service_app_factory
 
 from oauth_broker.settings import OAuthBrokerSettings
 
 SPEC = ServiceSpec(
-    name="oauth-broker", schema="oauth", migrations=Path(__file__).parent / "migrations"
+    name="oauth-broker",
+    schema="oauth",
+    migrations=Path(__file__).parent / "migrations",
+    settings_type=OAuthBrokerSettings,
+    dependencies=runtime_dependencies,
 )
-create_app = service_app_factory(SPEC, OAuthBrokerSettings)
+create_app = service_app_factory(SPEC)
