@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from plugboard_servicekit.db import redact_dsn
 from plugboard_servicekit.embedded import (
@@ -33,18 +31,30 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from plugboard_cli.keys import DEFAULT_STATE_DIR, KeyFiles, ensure_keys
-from plugboard_cli.migrate import create_topics, migrate_services, migration_progress
-from plugboard_cli.services import DEFAULT_PORT_BASE, SERVICES, ServiceEntry, required_scopes
-from plugboard_cli.supervisor import Supervisor, is_ready, signals_ignored, stop_on_signals
+from plugboard_cli.keys import (
+    DEFAULT_STATE_DIR,
+    PRIVATE_KEY_NAME,
+    ensure_keys,
+    ensure_service_keys,
+    service_keys_dir,
+)
+from plugboard_cli.services import DEFAULT_PORT_BASE, SERVICES, required_scopes
+from plugboard_cli.stack import (
+    StackError,
+    StackFiles,
+    StackPlan,
+    fail_if_exited,
+    oauth_dev_env,
+    ports_from_base,
+    provision,
+    spawn_services,
+    wait_ready,
+)
+from plugboard_cli.supervisor import Supervisor, signals_ignored, stop_on_signals
 from plugboard_cli.token import mint
 
 DEV_ORG = "dev-org"
 DEV_TOKEN_TTL = 12 * 3600
-
-
-class StackError(RuntimeError):
-    """The stack cannot run; the message names the culprit and shows its log."""
 
 
 def _prepare_state(state_dir: Path, reset: bool) -> Path:
@@ -91,106 +101,46 @@ def _start_infrastructure(
     return admin_dsn, bootstrap
 
 
-async def _provision(admin_dsn: str, bootstrap: str, console: Console) -> dict[str, str]:
-    """Topics and schemas, before any service starts; returns each service's DSN."""
-    with console.status("creating topics"):
-        created = await create_topics(bootstrap)
-    console.print(f"[green]✓[/] topics: {len(created)} created")
-    with migration_progress(console) as progress:
-        return await migrate_services(admin_dsn, SERVICES, progress)
-
-
-def _service_env(
-    entry: ServiceEntry, dsn: str, bootstrap: str, keys: KeyFiles, port: int
-) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PLUGBOARD_JWT_PUBLIC_KEY", None)  # it would win over the key file
-    env.update(
-        DATABASE_URL=dsn,
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        PLUGBOARD_JWT_PUBLIC_KEY_FILE=str(keys.public),
-        KAFKA_SESSION_TIMEOUT_MS="2000",
-        KAFKA_HEARTBEAT_INTERVAL_MS="300",
-        AUTO_MIGRATE="false",
-        PYTHONUNBUFFERED="1",
-    )
-    env[f"{entry.env_prefix}HTTP_HOST"] = "127.0.0.1"
-    env[f"{entry.env_prefix}HTTP_PORT"] = str(port)
-    env["VAULT_KEYRING_FILE"] = str(keys.keyring)  # only the vault reads VAULT_*
-    return env
-
-
-def _spawn_services(
-    supervisor: Supervisor,
-    state: Path,
-    dsns: dict[str, str],
-    bootstrap: str,
-    keys: KeyFiles,
-    port_base: int,
-) -> dict[str, str]:
-    """Start every service; return its base URL by name."""
-    urls: dict[str, str] = {}
-    for entry in SERVICES:
-        port = entry.port_for(port_base)
-        argv = [sys.executable, *entry.command[1:]]
-        env = _service_env(entry, dsns[entry.name], bootstrap, keys, port)
-        supervisor.spawn(entry.name, argv, env, state / "logs" / f"{entry.name}.log")
-        urls[entry.name] = f"http://127.0.0.1:{port}"
-    return urls
-
-
-def _fail_if_exited(supervisor: Supervisor) -> None:
-    for child in supervisor.exited():
-        raise StackError(
-            f"{child.name} exited with code {child.proc.returncode} "
-            f"(log: {child.log_path}):\n{child.log_tail()}"
-        )
-
-
 def _wait_ready(
     supervisor: Supervisor, urls: dict[str, str], timeout: float, console: Console
 ) -> None:
-    """Poll every /readyz until all answer 200; fail fast if a service dies."""
-    deadline = time.monotonic() + timeout
-    pending = dict(urls)
+    """Every /readyz 200, with a spinner per service."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with httpx.Client(timeout=1.0) as client, Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console) as progress:
         tasks = {name: progress.add_task(f"{name}: starting", total=1) for name in urls}
-        while pending:
-            _fail_if_exited(supervisor)
-            for name, url in list(pending.items()):
-                if is_ready(client, f"{url}/readyz"):
-                    progress.update(tasks[name], description=f"[green]✓[/] {name}", completed=1)
-                    del pending[name]
-            if pending and time.monotonic() > deadline:
-                raise StackError(_not_ready_report(supervisor, pending, timeout))
-            time.sleep(0.2)
+
+        def ready(name: str) -> None:
+            progress.update(tasks[name], description=f"[green]✓[/] {name}", completed=1)
+
+        wait_ready(supervisor, urls, timeout, on_ready=ready)
 
 
-def _not_ready_report(supervisor: Supervisor, pending: dict[str, str], timeout: float) -> str:
-    lines = [f"not ready after {timeout:.0f}s: {', '.join(pending)}"]
-    for child in supervisor.children:
-        if child.name in pending:
-            lines += [f"--- {child.name} ({child.log_path}) ---", child.log_tail()]
-    return "\n".join(lines)
+def _files(state: Path) -> StackFiles:
+    keys = ensure_keys(state)
+    identities = ensure_service_keys(service_keys_dir(state))
+    return StackFiles(keys.public, keys.keyring, identities)
 
 
 def _print_summary(
-    console: Console,
-    urls: dict[str, str],
-    admin_dsn: str,
-    bootstrap: str,
-    token: str,
-    state: Path,
+    console: Console, plan: StackPlan, admin_dsn: str, token: str, state: Path
 ) -> None:
     table = Table(title="Plugboard dev stack")
     table.add_column("what")
     table.add_column("where")
-    for name, url in urls.items():
+    for name, url in plan.urls.items():
         table.add_row(name, url)
-    table.add_row("kafka", bootstrap)
+    table.add_row("kafka", plan.bootstrap)
+    table.add_row("service keys", str(plan.files.service_keys_dir))
     table.add_row("logs", str(state / "logs"))
     console.print(table)
+    for key, value in oauth_dev_env(plan.urls).items():
+        console.print(f"{key}={value}", soft_wrap=True, markup=False, highlight=False)
+    console.print(
+        "  (the broker reaches http and private addresses only on these hosts; OAuth "
+        "providers redirect to OAUTH_PUBLIC_URL/v1/oauth/callback)",
+        markup=False,
+        highlight=False,
+    )
     # unwrapped, so they can be copied whole
     console.print(f"postgres (admin): {redact_dsn(admin_dsn)}", soft_wrap=True, markup=False)
     console.print(f"token ({DEV_ORG}, all scopes): {token}", soft_wrap=True, highlight=False)
@@ -206,18 +156,20 @@ def _run(
 ) -> None:
     _check_ports_free(port_base, kafka_port)
     admin_dsn, bootstrap = _start_infrastructure(stack, state, kafka_port, console)
-    keys = ensure_keys(state)
-    dsns = asyncio.run(_provision(admin_dsn, bootstrap, console))
+    files = _files(state)
+    dsns = asyncio.run(provision(admin_dsn, bootstrap, console))
+    plan = StackPlan(dsns, bootstrap, files, ports_from_base(port_base))
     supervisor = Supervisor()
     stack.callback(supervisor.stop)
-    urls = _spawn_services(supervisor, state, dsns, bootstrap, keys, port_base)
+    urls = spawn_services(supervisor, plan, state / "logs")
     _wait_ready(supervisor, urls, timeout, console)
     scopes = required_scopes(entry.spec() for entry in SERVICES)
-    token = mint(keys.private, org=DEV_ORG, scopes=scopes, sub="dev", ttl=DEV_TOKEN_TTL)
-    _print_summary(console, urls, admin_dsn, bootstrap, token, state)
+    private_key = state / PRIVATE_KEY_NAME
+    token = mint(private_key, org=DEV_ORG, scopes=scopes, sub="dev", ttl=DEV_TOKEN_TTL)
+    _print_summary(console, plan, admin_dsn, token, state)
     console.print("[bold green]ready[/] — Ctrl-C stops everything")
     while True:
-        _fail_if_exited(supervisor)
+        fail_if_exited(supervisor)
         time.sleep(0.5)
 
 

@@ -1,4 +1,6 @@
-"""The platform's key files: an Ed25519 JWT keypair and the vault's key ring.
+"""The platform's key files: an Ed25519 JWT keypair, the vault's key ring, and each
+service's own Ed25519 identity key (`<service>.pem` / `<service>.pub.pem` in the
+service keys dir, read by servicekit's `ServiceIdentity`).
 
 Generated once and kept, so tokens minted earlier stay valid and stored secrets
 stay readable across restarts of the dev stack.
@@ -7,6 +9,7 @@ stay readable across restarts of the dev stack.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -14,11 +17,16 @@ from typing import Annotated
 import typer
 from credential_vault.keyring import generate_keyring_file
 from plugboard_servicekit.auth import generate_keypair
+from plugboard_servicekit.identity import private_key_file, public_key_file
+
+from plugboard_cli.services import SERVICES
 
 DEFAULT_STATE_DIR = Path(".plugboard/dev")
 PRIVATE_KEY_NAME = "jwt_private.pem"
 PUBLIC_KEY_NAME = "jwt_public.pem"
 KEYRING_NAME = "keyring.json"
+SERVICE_KEYS_DIR_NAME = "service-keys"
+SERVICE_KEYS_ENV = "PLUGBOARD_SERVICE_KEYS_DIR"
 
 
 @dataclass(frozen=True)
@@ -42,25 +50,58 @@ def ensure_keyring(path: Path) -> Path:
     return path
 
 
+def _ensure_pair(private: Path, public: Path) -> None:
+    """A fresh Ed25519 pair unless both files exist (a half pair is replaced)."""
+    if private.exists() and public.exists():
+        return
+    private_pem, public_pem = generate_keypair()
+    private.unlink(missing_ok=True)
+    _write_private(private, private_pem)
+    public.write_text(public_pem, encoding="utf-8")
+
+
 def ensure_keys(directory: Path) -> KeyFiles:
     """The key files in `directory`, created when absent."""
     directory.mkdir(parents=True, exist_ok=True)
     private, public = directory / PRIVATE_KEY_NAME, directory / PUBLIC_KEY_NAME
-    if not (private.exists() and public.exists()):
-        private_pem, public_pem = generate_keypair()
-        private.unlink(missing_ok=True)
-        _write_private(private, private_pem)
-        public.write_text(public_pem, encoding="utf-8")
+    _ensure_pair(private, public)
     return KeyFiles(private, public, ensure_keyring(directory / KEYRING_NAME))
+
+
+def service_keys_dir(state_dir: Path) -> Path:
+    """`PLUGBOARD_SERVICE_KEYS_DIR`, or `<state dir>/service-keys`."""
+    configured = os.environ.get(SERVICE_KEYS_ENV, "").strip()
+    return Path(configured) if configured else state_dir / SERVICE_KEYS_DIR_NAME
+
+
+def ensure_service_keys(directory: Path, names: Iterable[str] | None = None) -> Path:
+    """Each service's identity pair in `directory` (every service by default), created
+    when absent; the directory is private (0700), the private keys 0600."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    for name in names if names is not None else (entry.name for entry in SERVICES):
+        _ensure_pair(private_key_file(directory, name), public_key_file(directory, name))
+    return directory.resolve()
 
 
 def keys(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Where the key files live.")
+        Path, typer.Option("--dir", help="Where the platform key files live.")
     ] = DEFAULT_STATE_DIR,
+    services_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--service-keys-dir",
+            envvar=SERVICE_KEYS_ENV,
+            help="Where each service's identity keys live (default: DIR/service-keys).",
+        ),
+    ] = None,
 ) -> None:
-    """Create the platform JWT keypair (and the vault key ring) in DIR if absent."""
+    """Create the platform JWT keypair, the vault key ring and every service's identity
+    keypair (<service>.pem, <service>.pub.pem) if absent."""
     files = ensure_keys(directory)
-    typer.echo(f"private key: {files.private}")
-    typer.echo(f"public key:  {files.public}")
-    typer.echo(f"key ring:    {files.keyring}")
+    identities = ensure_service_keys(services_dir or directory / SERVICE_KEYS_DIR_NAME)
+    typer.echo(f"private key:  {files.private}")
+    typer.echo(f"public key:   {files.public}")
+    typer.echo(f"key ring:     {files.keyring}")
+    typer.echo(f"service keys: {identities} ({', '.join(entry.name for entry in SERVICES)})")

@@ -6,10 +6,9 @@ Everything that starts, migrates or deploys services reads it from here.
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi.routing import APIRoute
 
@@ -29,6 +28,11 @@ class ServiceEntry:
     env_prefix: str
 
     @property
+    def url_env(self) -> str:
+        """The shared setting that names its base URL for callers: PLUGBOARD_VAULT_URL."""
+        return f"PLUGBOARD_{self.env_prefix.rstrip('_')}_URL"
+
+    @property
     def role(self) -> str:
         """Each service logs in as a role named like the schema it owns."""
         return self.schema
@@ -42,7 +46,7 @@ class ServiceEntry:
         """The port when the whole stack is shifted to another base (8000 by default)."""
         return self.port - DEFAULT_PORT_BASE + port_base
 
-    def spec(self) -> ServiceSpec:
+    def spec(self) -> ServiceSpec[Any, Any]:
         """The service's `ServiceSpec` (imported on demand: it pulls in the whole app)."""
         return importlib.import_module(f"{self.package}.app").SPEC
 
@@ -67,15 +71,14 @@ def select_services(name: str | None) -> tuple[ServiceEntry, ...]:
 
 
 def _scopes_of(dependant: Dependant) -> frozenset[str]:
-    """The scopes a `require_scopes(...)` dependency holds in its closure (`required`)."""
+    """The scopes an `authorize(...)` dependency requires."""
+    from plugboard_servicekit.http import Authorize
+
     call = dependant.call
-    if not inspect.isfunction(call):
-        return frozenset()
-    required = inspect.getclosurevars(call).nonlocals.get("required")
-    return required if isinstance(required, frozenset) else frozenset()
+    return call.scopes if isinstance(call, Authorize) else frozenset()
 
 
-def required_scopes(specs: Iterable[ServiceSpec]) -> list[str]:
+def required_scopes(specs: Iterable[ServiceSpec[Any, Any]]) -> list[str]:
     """Every scope the services' routes require, read from their dependencies, so the
     dev token can carry them all (tokens hold exact scope names, no wildcards)."""
     found: set[str] = set()

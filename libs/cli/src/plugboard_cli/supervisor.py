@@ -61,6 +61,16 @@ class Supervisor:
         self.children.append(child)
         return child
 
+    def names(self) -> set[str]:
+        return {child.name for child in self.children}
+
+    def child(self, name: str) -> Child:
+        """The child called `name` (KeyError naming the ones there are)."""
+        for child in self.children:
+            if child.name == name:
+                return child
+        raise KeyError(f"no child {name!r}; children: {sorted(self.names())}")
+
     def exited(self) -> list[Child]:
         """Children that are no longer running."""
         return [child for child in self.children if child.proc.poll() is not None]

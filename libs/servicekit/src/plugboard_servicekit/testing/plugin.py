@@ -8,15 +8,21 @@ parent-death signal if pytest itself is killed.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from plugboard_servicekit.embedded import server_tempdir
 from plugboard_servicekit.testing.backends import BrokerProcess, ServerBackend, select_backend
+
+if TYPE_CHECKING:  # imported when a fixture runs: unit-test runs stay light
+    from plugboard_servicekit.testing.oauth import OAuthServer
+    from plugboard_servicekit.testing.processes import ServiceProcesses
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +86,91 @@ def server_tmp_path() -> Iterator[Path]:
     path = server_tempdir("plugboard-test-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the test kit
+
+
+@pytest.fixture
+def service_settings(
+    postgres_dsn: str, kafka_bootstrap: str, jwt_keys: tuple[str, str]
+) -> Callable[..., Any]:
+    """``service_settings(spec, **overrides)``: the spec's own settings type pointed at the
+    session's servers (admin DSN: `service_client` provisions the service's role)."""
+    from plugboard_servicekit.testing.apps import test_settings
+
+    def make(spec: Any, **overrides: Any) -> Any:
+        return test_settings(
+            spec,
+            postgres_dsn=postgres_dsn,
+            kafka_bootstrap=kafka_bootstrap,
+            jwt_public_key=jwt_keys[1],
+            **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def oauth_server() -> Iterator[OAuthServer]:
+    """A real OAuth 2.0 server process (npm oauth2-mock-server), one per test module;
+    its issuer is the package's default (`http://localhost:PORT`). For another issuer:
+    `with start_oauth_server(issuer=...)` from plugboard_servicekit.testing."""
+    from plugboard_servicekit.testing.oauth import start_oauth_server
+
+    with start_oauth_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def service_processes_env() -> dict[str, str]:
+    """Extra environment for every service process; override it in a test module
+    (e.g. ``{"OAUTH_EGRESS_ALLOW": f"127.0.0.1:{port}"}``)."""
+    return {}
+
+
+def _processes(
+    postgres_dsn: str, kafka_bootstrap: str, jwt_keys: tuple[str, str], env: dict[str, str]
+) -> contextlib.AbstractContextManager[ServiceProcesses]:
+    from plugboard_servicekit.testing.processes import start_service_processes
+
+    state = server_tempdir("plugboard-services-")
+    stack = contextlib.ExitStack()
+    stack.callback(shutil.rmtree, state, True)
+    running = start_service_processes(
+        postgres_dsn, kafka_bootstrap, state_dir=state, jwt_keys=jwt_keys, extra_env=env
+    )
+    return _closing(stack, running)
+
+
+@contextlib.contextmanager
+def _closing(
+    stack: contextlib.ExitStack, running: contextlib.AbstractContextManager[ServiceProcesses]
+) -> Iterator[ServiceProcesses]:
+    with stack, running as processes:
+        yield processes
+
+
+@pytest.fixture(scope="module")
+def service_processes(
+    postgres_dsn: str,
+    kafka_bootstrap: str,
+    jwt_keys: tuple[str, str],
+    service_processes_env: dict[str, str],
+) -> Iterator[ServiceProcesses]:
+    """Every service as a process, as `make dev` starts them, for one test module."""
+    with _processes(postgres_dsn, kafka_bootstrap, jwt_keys, service_processes_env) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_service_processes(
+    postgres_dsn: str,
+    kafka_bootstrap: str,
+    jwt_keys: tuple[str, str],
+    service_processes_env: dict[str, str],
+) -> Iterator[ServiceProcesses]:
+    """Like `service_processes`, started and stopped for one test (e.g. one that kills
+    a service). The schemas are the same: data of earlier tests is still there."""
+    with _processes(postgres_dsn, kafka_bootstrap, jwt_keys, service_processes_env) as running:
+        yield running
