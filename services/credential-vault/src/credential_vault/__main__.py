@@ -4,6 +4,5 @@
 from plugboard_servicekit.app import serve
 
 from credential_vault.app import SPEC
-from credential_vault.settings import VaultSettings
 
-serve(SPEC, VaultSettings)
+serve(SPEC)

@@ -1,4 +1,4 @@
-"""The credential-vault service: its ``ServiceSpec`` and the ASGI app factory.
+"""The credential-vault service: its composition root, its ``ServiceSpec`` and the ASGI app.
 
 Run: ``python -m credential_vault`` (binds ``VAULT_HTTP_HOST:VAULT_HTTP_PORT``), or
 ``uvicorn credential_vault.app:create_app --factory``.
@@ -6,84 +6,95 @@ Run: ``python -m credential_vault`` (binds ``VAULT_HTTP_HOST:VAULT_HTTP_PORT``),
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 from plugboard_servicekit.app import Runtime, ServiceSpec, create_service_app
 from plugboard_servicekit.logging import get_logger
 
-from credential_vault.api.routes import SERVICE_STATE, router
-from credential_vault.consumers import HANDLERS
-from credential_vault.crypto import Envelope
-from credential_vault.keyring import KeyRingError, KeyStore
-from credential_vault.service import CredentialService
+from credential_vault.api.routes import router
+from credential_vault.consumers import SUBSCRIPTIONS
+from credential_vault.crypto import DataKeyPolicy, Envelope
+from credential_vault.datakeys import default_replica_id, load_keyring, report_ring_version
+from credential_vault.keyring import KeyStore
+from credential_vault.service import CredentialService, VaultDeps
 from credential_vault.settings import VaultSettings
 from credential_vault.sweeper import run_sweeper
 
 SERVICE_NAME = "credential-vault"
-_KEYS = "keystore"
+TRUSTED_SERVICES = frozenset({"connector-registry", "oauth-broker", "installation"})
+"""Services that store and read credentials for an org: the registry (OAuth client
+secrets), the broker (tokens it obtains and refreshes) and installation (connections)."""
 
 log = get_logger(__name__)
 
 
-def _settings(runtime: Runtime) -> VaultSettings:
-    settings = runtime.settings
-    assert isinstance(settings, VaultSettings), "create_app passes VaultSettings"
-    return settings
-
-
-def _load_keys(keys: KeyStore) -> None:
-    """Load or reload the ring; on failure keep serving with the ring already loaded."""
+async def _load_keys(pool: asyncpg.Pool, keys: KeyStore) -> None:
+    """First load, checked against the database's key-check values; a database error
+    only delays it to the watcher's first round."""
     try:
-        if keys.reload_if_changed():
-            log.info("keyring_loaded", active=keys.ring.active, min=keys.ring.min_decrypt_version)
-    except KeyRingError as exc:
-        log.warning("keyring_unavailable", reason=str(exc))
+        await load_keyring(pool, keys)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("keyring_first_load_failed", error=type(exc).__name__)
 
 
-async def _on_startup(runtime: Runtime) -> None:
-    settings = _settings(runtime)
+@asynccontextmanager
+async def vault_dependencies(runtime: Runtime[VaultSettings]) -> AsyncIterator[VaultDeps]:
+    """The composition root: the key ring, the envelope and the use cases, built once."""
+    settings = runtime.settings
     inline = settings.keyring.get_secret_value() if settings.keyring is not None else None
     keys = KeyStore(settings.keyring_file, inline)
-    _load_keys(keys)
-    runtime.state[_KEYS] = keys
-    envelope = Envelope(keys, settings.data_key_cache_size)
-    runtime.state[SERVICE_STATE] = CredentialService(runtime.pool, envelope)
-
-
-async def _watch_keyring(runtime: Runtime) -> None:
-    """Load a ring that was missing at start-up; follow rotations of its file."""
-    while True:
-        await asyncio.sleep(_settings(runtime).keyring_reload_seconds)
-        _load_keys(runtime.state[_KEYS])
-
-
-async def _sweep(runtime: Runtime) -> None:
-    settings = _settings(runtime)
-    await run_sweeper(
-        runtime.pool,
-        settings.sweep_interval_seconds,
-        settings.sweep_batch_size,
-        settings.sweep_concurrency,
+    await _load_keys(runtime.pool, keys)
+    policy = DataKeyPolicy(settings.data_key_max_encryptions, settings.data_key_max_age_days)
+    envelope = Envelope(keys, settings.data_key_cache_size, policy)
+    yield VaultDeps(
+        settings=settings,
+        schema=runtime.spec.schema,
+        pool=runtime.pool,
+        keys=keys,
+        envelope=envelope,
+        credentials=CredentialService(runtime.pool, envelope),
     )
 
 
-async def keyring(runtime: Runtime) -> str | None:
-    """Readiness: no requests until the key ring is loaded."""
-    keys: KeyStore | None = runtime.state.get(_KEYS)
-    return None if keys is not None and keys.loaded else "not loaded"
+async def watch_keyring(deps: VaultDeps) -> None:
+    """Load a ring that was missing at start-up, follow rotations of its file (checked
+    against the database), and report the ring held (rotation fences on it)."""
+    interval = deps.settings.keyring_reload_seconds
+    await report_ring_version(deps.pool, default_replica_id(), deps.keys, interval)
 
 
-SPEC = ServiceSpec(
+async def sweep(deps: VaultDeps) -> None:
+    settings = deps.settings
+    await run_sweeper(
+        deps.pool,
+        settings.sweep_interval_seconds,
+        settings.sweep_batch_size,
+        settings.sweep_concurrency,
+        dsn=settings.database_url,
+        schema=deps.schema,
+    )
+
+
+async def keyring(deps: VaultDeps) -> str | None:
+    """Readiness: no requests until the key ring is loaded; a refused ring file says why."""
+    return deps.keys.status()
+
+
+SPEC = ServiceSpec[VaultSettings, VaultDeps](
     name=SERVICE_NAME,
     schema="vault",
     migrations=Path(__file__).parent / "migrations",
+    settings_type=VaultSettings,
+    dependencies=vault_dependencies,
     routers=[router],
-    handlers=HANDLERS,
-    on_startup=_on_startup,
-    background=(_watch_keyring, _sweep),
+    subscriptions=SUBSCRIPTIONS,
+    background=(watch_keyring, sweep),
     readiness=(keyring,),
+    trusted_services=TRUSTED_SERVICES,
 )
 
 

@@ -1,6 +1,13 @@
-"""SQL of credentials, usages and expiry (asyncpg, plain SQL; the key hierarchy's is in
-``key_repository``). Functions take a connection so the caller decides the
-transaction; every query on credentials is scoped to an org.
+"""SQL of credentials, usages, audit and expiry (asyncpg, plain SQL; the key hierarchy's
+is in ``key_repository``). Functions take a connection so the caller decides the
+transaction.
+
+Shape (issue 7 §3): one named constant per statement, its argument tuple built
+right next to the call, and one tenant predicate (``TENANT``: org, id, not
+expired) that every single-credential statement uses. Statements that write
+take the written values first, in ``CredentialWrite`` field order, so insert and
+update number them the same way; adding a column means the migration, the
+dataclass field and the one or two statements that name it.
 
 Audit rows are written in the same statement as the change they record (a
 data-modifying CTE): one round trip, and no change without its audit row.
@@ -22,22 +29,8 @@ from plugboard_servicekit.db import Connection
 
 from credential_vault.crypto import Sealed, WrappedDataKey
 
-_COLUMNS = (
-    "c.id, c.org_id, c.name, c.type, c.version, c.fields_set, c.errors, c.expires_at,"
-    " c.access_token_expires_at, c.has_refresh_token, c.provider_app_id,"
-    " c.created_at, c.updated_at"
-)
-SECRET_FROM = (
-    f"SELECT {_COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,"
-    " d.kek_version AS dek_kek_version FROM credentials c JOIN data_keys d"
-    " ON d.org_id = c.org_id AND d.version = c.dek_version"
-)
-"""Selects what ``SecretRow.of`` reads: a credential with its wrapped data key."""
-_LIVE = "(c.expires_at IS NULL OR c.expires_at > now())"
 Executor = Connection | asyncpg.Pool
 """A connection (inside the caller's transaction) or the pool (one autocommit statement)."""
-
-_AUDIT = "INSERT INTO audit_log (org_id, actor, action, credential_id, version)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +59,10 @@ class CredentialRow:
 
 
 _ROW_FIELDS = tuple(field.name for field in fields(CredentialRow))
+COLUMNS = ", ".join(f"c.{name}" for name in _ROW_FIELDS)
+"""The metadata columns, read from the dataclass: a new field is selected everywhere."""
+TENANT = "c.org_id = $1 AND c.id = $2 AND (c.expires_at IS NULL OR c.expires_at > now())"
+"""The tenant predicate: this org's credential, and only while it has not expired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +75,34 @@ class SecretRow:
 
     @classmethod
     def of(cls, record: asyncpg.Record) -> SecretRow:
-        sealed = Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
+        """From one joined record (``SECRET_FROM`` columns)."""
         data_key = WrappedDataKey(
-            record["org_id"], record["dek_version"], record["dek_kek_version"], record["wrapped"]
+            record["org_id"],
+            record["dek_version"],
+            record["dek_kek_version"],
+            record["wrapped"],
+            record["dek_kek_check"],
         )
+        return cls.with_key(record, data_key)
+
+    @classmethod
+    def with_key(cls, record: asyncpg.Record, data_key: WrappedDataKey) -> SecretRow:
+        sealed = Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
         return cls(CredentialRow.of(record), sealed, data_key)
+
+
+SECRET_FROM = (
+    f"SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,"
+    " d.kek_version AS dek_kek_version, d.kek_check AS dek_kek_check"
+    " FROM credentials c JOIN data_keys d"
+    " ON d.org_id = c.org_id AND d.version = c.dek_version"
+)
+"""Kept for ``key_repository`` (rewrap), which still joins; new code names its statement."""
 
 
 @dataclass(frozen=True, slots=True)
 class CredentialWrite:
-    """What create, update and token replacement store (metadata plus ciphertext)."""
+    """What create, update and token replacement store: always ``$1``..``$9``."""
 
     name: str
     fields_set: list[str]
@@ -95,7 +110,37 @@ class CredentialWrite:
     expires_at: datetime | None
     access_token_expires_at: datetime | None
     has_refresh_token: bool
-    sealed: Sealed
+    dek_version: int
+    kek_version: int
+    ciphertext: bytes
+
+    @classmethod
+    def sealed_as(cls, sealed: Sealed, **metadata: Any) -> CredentialWrite:
+        return cls(
+            **metadata,
+            dek_version=sealed.dek_version,
+            kek_version=sealed.kek_version,
+            ciphertext=sealed.ciphertext,
+        )
+
+    def values(self) -> tuple[Any, ...]:
+        """``$1``..``$9`` of the insert and the update, in field order."""
+        return tuple(getattr(self, name) for name in _WRITE_FIELDS)
+
+
+_WRITE_FIELDS = tuple(field.name for field in fields(CredentialWrite))
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Who asked, and the request and trace it came with: every audit row carries them."""
+
+    actor: str
+    request_id: str | None = None
+    trace_id: str | None = None
+
+    def values(self) -> tuple[str, str | None, str | None]:
+        return (self.actor, self.request_id, self.trace_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +154,20 @@ class UsageRow:
     updated_at: datetime
 
 
-# ---------------------------------------------------------------- credentials
+# ------------------------------------------------------------------ credentials
+
+INSERT_CREDENTIAL = f"""
+WITH c AS (
+    INSERT INTO credentials (name, fields_set, errors, expires_at, access_token_expires_at,
+        has_refresh_token, dek_version, kek_version, ciphertext, id, org_id, type,
+        provider_app_id, version)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1) RETURNING *
+), a AS (
+    INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
+    SELECT org_id, $14, $15, $16, 'create', id, version FROM c
+)
+SELECT {COLUMNS} FROM c
+"""
 
 
 async def insert_credential(
@@ -120,49 +178,46 @@ async def insert_credential(
     credential_type: CredentialType,
     provider_app_id: UUID | None,
     write: CredentialWrite,
-    actor: str,
+    audit: Audit,
 ) -> CredentialRow:
-    record = await conn.fetchrow(
-        "WITH c AS (INSERT INTO credentials (id, org_id, type, provider_app_id, version, name,"
-        " fields_set, errors, expires_at, access_token_expires_at, has_refresh_token,"
-        " dek_version, kek_version, ciphertext)"
-        " VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *),"
-        f" a AS ({_AUDIT} SELECT org_id, $14, 'create', id, version FROM c)"
-        f" SELECT {_COLUMNS} FROM c",
-        credential_id,
-        org_id,
-        credential_type,
-        provider_app_id,
-        *_write_args(write),
-        actor,
-    )
+    args = (*write.values(), credential_id, org_id, credential_type, provider_app_id)
+    record = await conn.fetchrow(INSERT_CREDENTIAL, *args, *audit.values())
     assert record is not None
     return CredentialRow.of(record)
 
 
-def _write_args(write: CredentialWrite) -> tuple[Any, ...]:
-    return (
-        write.name,
-        write.fields_set,
-        write.errors,
-        write.expires_at,
-        write.access_token_expires_at,
-        write.has_refresh_token,
-        write.sealed.dek_version,
-        write.sealed.kek_version,
-        write.sealed.ciphertext,
-    )
+UPDATE_CREDENTIAL = f"""
+WITH c AS (
+    UPDATE credentials c SET name = $1, fields_set = $2, errors = $3, expires_at = $4,
+        access_token_expires_at = $5, has_refresh_token = $6, dek_version = $7,
+        kek_version = $8, ciphertext = $9, version = version + 1, updated_at = now()
+    WHERE c.org_id = $10 AND c.id = $11 AND c.version = $12 RETURNING *
+), a AS (
+    INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
+    SELECT org_id, $13, $14, $15, $16, id, version FROM c
+)
+SELECT {COLUMNS} FROM c
+"""
+
+
+async def update_credential(
+    conn: Connection, *, current: CredentialRow, write: CredentialWrite, audit: Audit, action: str
+) -> CredentialRow | None:
+    """Store the next version, compare-and-set on the current one; None if it moved."""
+    args = (*write.values(), current.org_id, current.id, current.version)
+    record = await conn.fetchrow(UPDATE_CREDENTIAL, *args, *audit.values(), action)
+    return None if record is None else CredentialRow.of(record)
+
+
+GET_CREDENTIAL = f"SELECT {COLUMNS} FROM credentials c WHERE {TENANT}"
+LOCK_CREDENTIAL = f"SELECT {COLUMNS} FROM credentials c WHERE {TENANT} FOR UPDATE"
 
 
 async def get_credential(
     conn: Executor, org_id: str, credential_id: UUID, *, lock: bool = False
 ) -> CredentialRow | None:
-    record = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM credentials c WHERE c.org_id = $1 AND c.id = $2 AND {_LIVE}"
-        + (" FOR UPDATE" if lock else ""),
-        org_id,
-        credential_id,
-    )
+    args = (org_id, credential_id)
+    record = await conn.fetchrow(LOCK_CREDENTIAL if lock else GET_CREDENTIAL, *args)
     return None if record is None else CredentialRow.of(record)
 
 
@@ -171,6 +226,15 @@ async def credential_type_of(
 ) -> CredentialType | None:
     row = await get_credential(conn, org_id, credential_id)
     return None if row is None else row.type
+
+
+LIST_CREDENTIALS = f"""
+SELECT {COLUMNS} FROM credentials c
+WHERE c.org_id = $1 AND (c.expires_at IS NULL OR c.expires_at > now())
+    AND ($2::text IS NULL OR c.type = $2) AND ($3::text IS NULL OR c.name = $3)
+    AND ($4::uuid IS NULL OR c.id > $4)
+ORDER BY c.id LIMIT $5
+"""
 
 
 async def list_credentials(
@@ -183,96 +247,111 @@ async def list_credentials(
     limit: int,
 ) -> list[CredentialRow]:
     """Keyset page in id order (UUIDv7: creation order); filters are optional."""
-    records = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM credentials c WHERE c.org_id = $1 AND {_LIVE}"
-        " AND ($2::text IS NULL OR c.type = $2) AND ($3::text IS NULL OR c.name = $3)"
-        " AND ($4::uuid IS NULL OR c.id > $4) ORDER BY c.id LIMIT $5",
-        org_id,
-        credential_type,
-        name,
-        after,
-        limit,
-    )
-    return [CredentialRow.of(record) for record in records]
+    args = (org_id, credential_type, name, after, limit)
+    return [CredentialRow.of(record) for record in await conn.fetch(LIST_CREDENTIALS, *args)]
+
+
+LOCK_SECRET = (
+    f"SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext"
+    f" FROM credentials c WHERE {TENANT} FOR UPDATE"
+)
+DATA_KEY = (
+    "SELECT kek_version, wrapped, kek_check FROM data_keys WHERE org_id = $1 AND version = $2"
+)
 
 
 async def lock_secret(conn: Connection, org_id: str, credential_id: UUID) -> SecretRow | None:
-    """The credential and its key material, row-locked until the transaction ends."""
-    record = await conn.fetchrow(
-        f"{SECRET_FROM} WHERE c.org_id = $1 AND c.id = $2 AND {_LIVE} FOR UPDATE OF c",
-        org_id,
-        credential_id,
-    )
-    return None if record is None else SecretRow.of(record)
+    """The credential row-locked until the transaction ends, then its data key.
+
+    The lock is taken on the credential alone: ``FOR UPDATE`` over a join re-checks
+    the join against the old data-key row when a concurrent transaction (rewrap, or
+    the first write after a rotation) moved the credential to another data key, and
+    the row would vanish (a spurious 404). Once locked, its ``dek_version`` is fixed.
+    """
+    record = await conn.fetchrow(LOCK_SECRET, org_id, credential_id)
+    if record is None:
+        return None
+    key_args = (org_id, record["dek_version"])
+    key = await conn.fetchrow(DATA_KEY, *key_args)
+    assert key is not None, "credentials reference their data key"
+    version = record["dek_version"]
+    data_key = WrappedDataKey(org_id, version, key["kek_version"], key["wrapped"], key["kek_check"])
+    return SecretRow.with_key(record, data_key)
+
+
+REVEAL_SECRET = f"""
+WITH c AS (
+    SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,
+        d.kek_version AS dek_kek_version, d.kek_check AS dek_kek_check
+    FROM credentials c JOIN data_keys d ON d.org_id = c.org_id AND d.version = c.dek_version
+    WHERE {TENANT}
+), a AS (
+    INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
+    SELECT org_id, $3, $4, $5, 'reveal', id, version FROM c
+)
+SELECT * FROM c
+"""
 
 
 async def reveal_secret(
-    conn: Executor, org_id: str, credential_id: UUID, actor: str
+    conn: Executor, org_id: str, credential_id: UUID, audit: Audit
 ) -> SecretRow | None:
     """Read the secret and write its audit row in one statement (one round trip)."""
-    record = await conn.fetchrow(
-        f"WITH c AS ({SECRET_FROM} WHERE c.org_id = $1 AND c.id = $2 AND {_LIVE}),"
-        f" a AS ({_AUDIT} SELECT org_id, $3, 'reveal', id, version FROM c)"
-        " SELECT * FROM c",
-        org_id,
-        credential_id,
-        actor,
-    )
+    record = await conn.fetchrow(REVEAL_SECRET, org_id, credential_id, *audit.values())
     return None if record is None else SecretRow.of(record)
 
 
-async def update_credential(
-    conn: Connection,
-    *,
-    current: CredentialRow,
-    write: CredentialWrite,
-    actor: str,
-    action: str,
-) -> CredentialRow | None:
-    """Store the next version, compare-and-set on the current one; None if it moved."""
-    record = await conn.fetchrow(
-        "WITH c AS (UPDATE credentials SET version = version + 1, name = $3, fields_set = $4,"
-        " errors = $5, expires_at = $6, access_token_expires_at = $7, has_refresh_token = $8,"
-        " dek_version = $9, kek_version = $10, ciphertext = $11, updated_at = now()"
-        " WHERE org_id = $1 AND id = $2 AND version = $12 RETURNING *),"
-        f" a AS ({_AUDIT} SELECT org_id, $13, $14, id, version FROM c)"
-        f" SELECT {_COLUMNS} FROM c",
-        current.org_id,
-        current.id,
-        *_write_args(write),
-        current.version,
-        actor,
-        action,
-    )
-    return None if record is None else CredentialRow.of(record)
+DELETE_CREDENTIAL = f"""
+WITH c AS (
+    DELETE FROM credentials c WHERE {TENANT} RETURNING *
+), a AS (
+    INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
+    SELECT org_id, $3, $4, $5, 'delete', id, version FROM c
+)
+SELECT {COLUMNS} FROM c
+"""
 
 
 async def delete_credential(
-    conn: Connection, org_id: str, credential_id: UUID, actor: str
+    conn: Connection, org_id: str, credential_id: UUID, audit: Audit
 ) -> CredentialRow | None:
-    record = await conn.fetchrow(
-        "WITH c AS (DELETE FROM credentials c WHERE c.org_id = $1 AND c.id = $2"
-        f" AND {_LIVE} RETURNING *),"
-        f" a AS ({_AUDIT} SELECT org_id, $3, 'delete', id, version FROM c)"
-        f" SELECT {_COLUMNS} FROM c",
-        org_id,
-        credential_id,
-        actor,
-    )
+    record = await conn.fetchrow(DELETE_CREDENTIAL, org_id, credential_id, *audit.values())
     return None if record is None else CredentialRow.of(record)
 
 
-# -------------------------------------------------------------------- expiry
+# ------------------------------------------------------------------------ audit
+
+RECORD_ATTEMPT = """
+INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version,
+    outcome) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)
+"""
 
 
-_EXPIRE = f"""
+async def record_attempt(
+    conn: Executor,
+    org_id: str,
+    audit: Audit,
+    *,
+    action: str,
+    credential_id: UUID | None,
+    outcome: str,
+) -> None:
+    """An attempt that changed nothing: denied (403), not found (404) or failed (500)."""
+    args = (org_id, *audit.values(), action, credential_id, outcome)
+    await conn.execute(RECORD_ATTEMPT, *args)
+
+
+# ----------------------------------------------------------------------- expiry
+
+EXPIRE_BATCH = """
 WITH due AS (
     SELECT ctid FROM credentials WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM credentials WHERE ctid = ANY (ARRAY(SELECT ctid FROM due))
     RETURNING id, org_id, name, type, version, expires_at, event_uuid7() AS event_id
 ), audit AS (
-    {_AUDIT} SELECT org_id, $2, 'expire', id, version FROM gone
+    INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
+    SELECT org_id, $2, NULL, NULL, 'expire', id, version FROM gone
 ), staged AS (
     INSERT INTO outbox (event_id, topic, key, payload, headers)
     SELECT g.event_id, $3::text, g.id::text, convert_to(json_build_object(
@@ -309,70 +388,78 @@ async def expire_batch(conn: Executor, limit: int, actor: str, event: ExpiredEve
     contracts model by the integration tests), and staged in the outbox in the same
     transaction as the delete.
     """
-    count = await conn.fetchval(
-        _EXPIRE, limit, actor, event.topic, event.source, event.dataschema, event.headers
-    )
-    return int(count or 0)
+    args = (limit, actor, event.topic, event.source, event.dataschema, event.headers)
+    return int(await conn.fetchval(EXPIRE_BATCH, *args) or 0)
+
+
+NEXT_EXPIRY = "SELECT min(expires_at) FROM credentials"
 
 
 async def next_expiry(conn: Executor) -> datetime | None:
-    return await conn.fetchval("SELECT min(expires_at) FROM credentials")
+    return await conn.fetchval(NEXT_EXPIRY)
 
 
-# -------------------------------------------------------------------- usages
+# ----------------------------------------------------------------------- usages
+
+USAGES_OF = """
+SELECT credential_id, connection_id, name, connector_id, provider, created_at, updated_at
+FROM credential_usages WHERE credential_id = ANY($1::uuid[])
+ORDER BY created_at, connection_id
+"""
 
 
 async def usages_of(conn: Executor, credential_ids: Sequence[UUID]) -> dict[UUID, list[UsageRow]]:
-    records = await conn.fetch(
-        "SELECT credential_id, connection_id, name, connector_id, provider, created_at,"
-        " updated_at FROM credential_usages WHERE credential_id = ANY($1::uuid[])"
-        " ORDER BY created_at, connection_id",
-        list(credential_ids),
-    )
+    records = await conn.fetch(USAGES_OF, list(credential_ids))
     found: dict[UUID, list[UsageRow]] = {cid: [] for cid in credential_ids}
     for record in records:
         found[record["credential_id"]].append(UsageRow(**dict(record)))
     return found
 
 
-async def upsert_usages(
-    conn: Connection,
-    *,
-    org_id: str,
-    connection_id: UUID,
-    name: str,
-    connector_id: UUID | None,
-    provider: str | None,
-    credential_ids: Sequence[UUID],
-    at: datetime,
-) -> None:
-    """Record that the connection uses these credentials (unknown or foreign ids are skipped)."""
-    await conn.execute(
-        "INSERT INTO credential_usages (credential_id, connection_id, org_id, name,"
-        " connector_id, provider, created_at, updated_at)"
-        " SELECT c.id, $2, $1, $3, $4, $5, $6, $6 FROM credentials c"
-        " WHERE c.org_id = $1 AND c.id = ANY($7::uuid[])"
-        " ON CONFLICT (credential_id, connection_id) DO UPDATE SET name = excluded.name,"
-        " connector_id = excluded.connector_id, provider = excluded.provider,"
-        " updated_at = excluded.updated_at",
-        org_id,
-        connection_id,
-        name,
-        connector_id,
-        provider,
-        at,
-        list(credential_ids),
-    )
+@dataclass(frozen=True, slots=True)
+class ConnectionUsage:
+    """A connection and the complete set of credentials it uses (from its newest event)."""
+
+    org_id: str
+    connection_id: UUID
+    name: str
+    connector_id: UUID | None
+    provider: str | None
+    at: datetime
+    credential_ids: list[UUID]
 
 
-async def delete_usages(
-    conn: Connection, org_id: str, connection_id: UUID, keep: Sequence[UUID] = ()
-) -> None:
-    """Drop the connection's usages, except those of the credentials in ``keep``."""
-    await conn.execute(
-        "DELETE FROM credential_usages WHERE org_id = $1 AND connection_id = $2"
-        " AND NOT (credential_id = ANY($3::uuid[]))",
-        org_id,
-        connection_id,
-        list(keep),
+REPLACE_USAGES = """
+WITH dropped AS (
+    DELETE FROM credential_usages
+    WHERE org_id = $1 AND connection_id = $2 AND NOT (credential_id = ANY($7::uuid[]))
+)
+INSERT INTO credential_usages (credential_id, connection_id, org_id, name, connector_id,
+    provider, created_at, updated_at)
+SELECT c.id, $2, $1, $3, $4, $5, $6, $6 FROM credentials c
+WHERE c.org_id = $1 AND c.id = ANY($7::uuid[])
+ON CONFLICT (credential_id, connection_id) DO UPDATE SET name = excluded.name,
+    connector_id = excluded.connector_id, provider = excluded.provider,
+    updated_at = excluded.updated_at
+"""
+
+
+async def replace_usages(conn: Connection, usage: ConnectionUsage) -> None:
+    """The connection uses exactly these credentials now (unknown or foreign ids skipped)."""
+    args = (
+        usage.org_id,
+        usage.connection_id,
+        usage.name,
+        usage.connector_id,
+        usage.provider,
+        usage.at,
+        usage.credential_ids,
     )
+    await conn.execute(REPLACE_USAGES, *args)
+
+
+DELETE_USAGES = "DELETE FROM credential_usages WHERE org_id = $1 AND connection_id = $2"
+
+
+async def delete_usages(conn: Connection, org_id: str, connection_id: UUID) -> None:
+    await conn.execute(DELETE_USAGES, org_id, connection_id)

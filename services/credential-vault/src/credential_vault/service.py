@@ -1,7 +1,8 @@
 """Use cases of the credential API. Each change is one transaction holding the new
 row, its audit row and its event (outbox), so none exists without the others.
 
-Errors are ``ProblemError``s whose texts are fixed or name fields: never a value.
+Refusals are domain errors (``credential_vault.domain.errors``) whose texts are
+fixed or name fields: never a value. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -17,19 +18,30 @@ import asyncpg
 from plugboard_contracts.enums import CredentialType
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import outbox
-from plugboard_servicekit.auth import Caller
 from plugboard_servicekit.db import Connection
-from plugboard_servicekit.problems import ProblemError
 
 from credential_vault import repository as repo
 from credential_vault.crypto import Envelope
 from credential_vault.datakeys import current_data_key, open_secret
+from credential_vault.domain import errors
 from credential_vault.domain.data import OAuth2ClientData, SecretData, token_metadata
-from credential_vault.domain.findings import FieldIssue, InvalidCredentialDataError
+from credential_vault.domain.findings import InvalidCredentialDataError
 from credential_vault.domain.merge_patch import merge_patch
 from credential_vault.domain.validation import ValidatedData, validate_data
 from credential_vault.events import deleted_event, state_event
-from credential_vault.repository import CredentialRow, CredentialWrite, UsageRow
+from credential_vault.keyring import KeyStore
+from credential_vault.repository import Audit, CredentialRow, CredentialWrite, UsageRow
+from credential_vault.settings import VaultSettings
+
+OAUTH2_TYPES = frozenset(
+    {
+        CredentialType.OAUTH2_CLIENT,
+        CredentialType.OAUTH2_CODE,
+        CredentialType.OAUTH2_PASSWORD,
+        CredentialType.OAUTH2_TOKEN,
+    }
+)
+"""The types whose tokens come from an OAuth client: only they may name a provider app."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,39 +80,27 @@ Changer = Callable[[CredentialRow, dict[str, Any]], _Change | None]
 """Given the locked row and its decrypted data, the change to store (None: nothing to do)."""
 
 
-def not_found() -> ProblemError:
-    return ProblemError(404, "Not Found", "No such credential.")
-
-
-def _invalid(issues: list[FieldIssue], prefix: str) -> ProblemError:
-    errors = [
-        {"field": f"{prefix}.{issue.field}" if issue.field else prefix, "message": issue.message}
-        for issue in issues
-    ]
-    detail = "The credential data does not fit its type; see errors."
-    return ProblemError(422, "Validation failed", detail, errors=errors)
-
-
 def _validated(credential_type: CredentialType, raw: Any, prefix: str) -> ValidatedData:
     try:
         return validate_data(credential_type, raw)
     except InvalidCredentialDataError as exc:
-        raise _invalid(exc.issues, prefix) from None
+        raise errors.invalid(exc.issues, prefix) from None
 
 
 def _check_version(expected: int | None, current: int) -> None:
     if expected is not None and expected != current:
-        raise ProblemError(
-            412,
-            "Precondition Failed",
-            "If-Match does not match the credential's current version.",
-            currentVersion=current,
-        )
+        raise errors.stale_version(current)
 
 
 def check_future(expires_at: datetime | None) -> None:
     if expires_at is not None and expires_at <= datetime.now(UTC):
-        raise _invalid([FieldIssue("expiresAt", "must be in the future")], "body")
+        raise errors.invalid_field("body.expiresAt", "must be in the future")
+
+
+def check_provider_app(credential_type: CredentialType, provider_app_id: UUID | None) -> None:
+    """A provider app steers token refreshes: only OAuth 2.0 credentials may name one."""
+    if provider_app_id is not None and credential_type not in OAUTH2_TYPES:
+        raise errors.invalid_field("body.providerAppId", "is only allowed for oauth2 types")
 
 
 class CredentialService:
@@ -110,21 +110,22 @@ class CredentialService:
         self._pool = pool
         self._envelope = envelope
 
-    async def create(self, caller: Caller, new: NewCredential) -> CredentialView:
+    async def create(self, org_id: str, audit: Audit, new: NewCredential) -> CredentialView:
         check_future(new.expires_at)
+        check_provider_app(new.type, new.provider_app_id)
         validated = _validated(new.type, new.data, "body.data")
         credential_id = uuid7()
         change = _Change(new.name, validated, new.expires_at)
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._check_references(conn, caller.org, validated.data)
+            await self._check_references(conn, org_id, validated.data)
             row = await repo.insert_credential(
                 conn,
                 credential_id=credential_id,
-                org_id=caller.org,
+                org_id=org_id,
                 credential_type=new.type,
                 provider_app_id=new.provider_app_id,
-                write=await self._write(conn, caller.org, credential_id, 1, change),
-                actor=caller.sub,
+                write=await self._write(conn, org_id, credential_id, 1, change),
+                audit=audit,
             )
             await outbox.add(conn, state_event("credential.created", row))
         return CredentialView(row, [])
@@ -132,7 +133,7 @@ class CredentialService:
     async def get(self, org_id: str, credential_id: UUID) -> CredentialView:
         row = await repo.get_credential(self._pool, org_id, credential_id)
         if row is None:
-            raise not_found()
+            raise errors.not_found()
         usages = await repo.usages_of(self._pool, [row.id])
         return CredentialView(row, usages[row.id])
 
@@ -160,7 +161,12 @@ class CredentialService:
         return [CredentialView(row, usages[row.id]) for row in page], following
 
     async def patch(
-        self, caller: Caller, credential_id: UUID, patch: CredentialPatch, expected: int | None
+        self,
+        org_id: str,
+        audit: Audit,
+        credential_id: UUID,
+        patch: CredentialPatch,
+        expected: int | None,
     ) -> CredentialView:
         if "expires_at" in patch.present:
             check_future(patch.expires_at)
@@ -175,42 +181,61 @@ class CredentialService:
                 return None
             return _Change(name, _validated(row.type, data, "body.data"), expires_at)
 
-        return await self._update(caller, credential_id, expected, change, "update")
+        return await self._update(org_id, audit, credential_id, expected, change, "update")
 
     async def replace_token(
-        self, caller: Caller, credential_id: UUID, tokens: dict[str, Any], expected: int
+        self, org_id: str, audit: Audit, credential_id: UUID, tokens: dict[str, Any], expected: int
     ) -> CredentialView:
         """The OAuth broker's refresh: new tokens, same credential, next version."""
 
         def change(row: CredentialRow, current: dict[str, Any]) -> _Change:
             if row.type is not CredentialType.OAUTH2_TOKEN:
-                raise ProblemError(409, "Conflict", "Only oauth2-token credentials hold tokens.")
+                raise errors.not_a_token_credential()
             return _Change(
                 row.name, _validated(row.type, {**current, **tokens}, "body"), row.expires_at
             )
 
-        return await self._update(caller, credential_id, expected, change, "refresh")
+        return await self._update(org_id, audit, credential_id, expected, change, "refresh")
 
-    async def delete(self, caller: Caller, credential_id: UUID, expected: int | None) -> None:
+    async def delete(
+        self, org_id: str, audit: Audit, credential_id: UUID, expected: int | None
+    ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await repo.get_credential(conn, caller.org, credential_id, lock=True)
+            current = await repo.get_credential(conn, org_id, credential_id, lock=True)
             if current is None:
-                raise not_found()
+                raise errors.not_found()
             _check_version(expected, current.version)
-            row = await repo.delete_credential(conn, caller.org, credential_id, caller.sub)
+            row = await repo.delete_credential(conn, org_id, credential_id, audit)
             assert row is not None, "the row is locked"
             await outbox.add(conn, deleted_event(row))
 
-    async def reveal(self, caller: Caller, credential_id: UUID) -> tuple[CredentialRow, bytes]:
+    async def reveal(
+        self, org_id: str, audit: Audit, credential_id: UUID
+    ) -> tuple[CredentialRow, bytes]:
         """The plaintext data (canonical JSON); the audit row is written by the same query."""
-        secret = await repo.reveal_secret(self._pool, caller.org, credential_id, caller.sub)
+        secret = await repo.reveal_secret(self._pool, org_id, credential_id, audit)
         if secret is None:
-            raise not_found()
+            raise errors.not_found()
         return secret.row, open_secret(self._envelope, secret)
+
+    async def record_attempt(
+        self,
+        org_id: str,
+        audit: Audit,
+        *,
+        action: str,
+        credential_id: UUID | None,
+        outcome: str,
+    ) -> None:
+        """Audit an attempt that was refused or failed (it changed nothing else)."""
+        await repo.record_attempt(
+            self._pool, org_id, audit, action=action, credential_id=credential_id, outcome=outcome
+        )
 
     async def _update(
         self,
-        caller: Caller,
+        org_id: str,
+        audit: Audit,
         credential_id: UUID,
         expected: int | None,
         change: Changer,
@@ -218,17 +243,17 @@ class CredentialService:
     ) -> CredentialView:
         """Lock, check If-Match, decrypt, apply ``change``, re-encrypt as the next version."""
         async with self._pool.acquire() as conn, conn.transaction():
-            secret = await repo.lock_secret(conn, caller.org, credential_id)
+            secret = await repo.lock_secret(conn, org_id, credential_id)
             if secret is None:
-                raise not_found()
+                raise errors.not_found()
             _check_version(expected, secret.row.version)
             update = change(secret.row, json.loads(open_secret(self._envelope, secret)))
             row = secret.row
             if update is not None:
-                await self._check_references(conn, caller.org, update.validated.data)
+                await self._check_references(conn, org_id, update.validated.data)
                 write = await self._write(conn, row.org_id, row.id, row.version + 1, update)
                 stored = await repo.update_credential(
-                    conn, current=row, write=write, actor=caller.sub, action=action
+                    conn, current=row, write=write, audit=audit, action=action
                 )
                 assert stored is not None, "the row is locked"
                 row = stored
@@ -252,14 +277,14 @@ class CredentialService:
             key, org_id, credential_id, version, data.plaintext()
         )
         token_expires_at, has_refresh_token = token_metadata(data)
-        return CredentialWrite(
+        return CredentialWrite.sealed_as(
+            sealed,
             name=change.name,
             fields_set=data.fields_set(),
             errors=change.validated.errors,
             expires_at=change.expires_at,
             access_token_expires_at=token_expires_at,
             has_refresh_token=has_refresh_token,
-            sealed=sealed,
         )
 
     async def _check_references(self, conn: Connection, org_id: str, data: SecretData) -> None:
@@ -267,5 +292,19 @@ class CredentialService:
         if isinstance(data, OAuth2ClientData) and data.mtls_credential_id is not None:
             found = await repo.credential_type_of(conn, org_id, data.mtls_credential_id)
             if found is not CredentialType.CERTIFICATE:
-                issue = FieldIssue("mtlsCredentialId", "must name a certificate credential")
-                raise _invalid([issue], "body.data")
+                raise errors.invalid_field(
+                    "body.data.mtlsCredentialId", "must name a certificate credential"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class VaultDeps:
+    """The vault's composition (built once by ``app.vault_dependencies``): what routes,
+    consumers, the sweeper and the key-ring watcher share."""
+
+    settings: VaultSettings
+    schema: str
+    pool: asyncpg.Pool
+    keys: KeyStore
+    envelope: Envelope
+    credentials: CredentialService

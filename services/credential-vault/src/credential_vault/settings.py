@@ -21,3 +21,7 @@ class VaultSettings(ServiceSettings):
     sweep_batch_size: int = Field(default=5000, ge=1, le=50_000)
     sweep_concurrency: int = Field(default=2, ge=1, le=8)
     data_key_cache_size: int = Field(default=10_000, ge=1)
+    data_key_max_encryptions: int = Field(default=2**30, ge=1, le=2**32)
+    """Seals per data key before the org's next one is minted (NIST: 2^32 random nonces)."""
+    data_key_max_age_days: float | None = Field(default=90.0, gt=0)
+    """Age after which the org's next write mints a new data key; unset: no age limit."""

@@ -5,22 +5,32 @@ Every replica runs the sweeper. A batch is one set-based statement (see
 replicas take disjoint rows), delete them, write their audit rows and stage their
 events in the outbox. A credential is therefore expired, audited and announced
 exactly once.
+
+When it sleeps: until the earliest stored expiry, or the sweep interval if that
+comes first. A write that sets an expiry sooner than that wake-up must not wait
+for it (subscribers count their 2 s from ``expiresAt``), so the database
+announces every expiry it stores (``NOTIFY <schema>.credential_expiry`` from a
+trigger, on commit, payload the epoch seconds) and the sweeper, listening on a
+connection of its own, wakes early for one that is due before its planned
+wake-up. Without that connection (an outage) it falls back to the timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import math
+import time
 
 import asyncpg
 from plugboard_contracts.topics import CATALOGUE
-from plugboard_servicekit import telemetry
+from plugboard_servicekit import db, telemetry
 from plugboard_servicekit.logging import get_logger
 
 from credential_vault import repository as repo
 from credential_vault.events import SOURCE
 
 ACTOR = "system:expiry-sweeper"
+CHANNEL = "credential_expiry"
 _MIN_DELAY = 0.05
 
 log = get_logger(__name__)
@@ -56,25 +66,93 @@ async def sweep_expired(pool: asyncpg.Pool, batch_size: int, concurrency: int = 
     return sum(swept)
 
 
-async def _delay_until_next(pool: asyncpg.Pool, interval: float) -> float:
-    """Sleep until the next expiry when it comes before the next regular sweep."""
+class Alarm:
+    """Expiries notified since the last sweep, and the sleep they can cut short."""
+
+    def __init__(self) -> None:
+        self._noted = math.inf
+        self._sooner = asyncio.Event()
+
+    def reset(self) -> None:
+        """Before a sweep: what it will see needs no wake-up of its own."""
+        self._noted = math.inf
+
+    def notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        """asyncpg listener (runs on the event loop): remember the earliest expiry stored."""
+        try:
+            due = float(payload)
+        except ValueError:
+            return
+        if due < self._noted:
+            self._noted = due
+            self._sooner.set()
+
+    async def sleep_until(self, wake_at: float) -> None:
+        """Sleep until ``wake_at`` (epoch seconds), or an expiry notified as due sooner."""
+        while True:
+            self._sooner.clear()
+            delay = max(_MIN_DELAY, min(wake_at, self._noted) - time.time())
+            try:
+                await asyncio.wait_for(self._sooner.wait(), delay)
+            except TimeoutError:
+                return
+
+
+async def _listen(dsn: str, schema: str, alarm: Alarm) -> asyncpg.Connection | None:
+    """A connection of its own (``LISTEN`` is session state: never on a pooled one)."""
+    try:
+        conn = await db.connect(dsn, schema)
+        await conn.add_listener(f"{schema}.{CHANNEL}", alarm.notified)
+    except Exception as exc:  # noqa: BLE001 - the timer still wakes the sweeper
+        log.warning("expiry_listen_failed", error=type(exc).__name__)
+        return None
+    return conn
+
+
+async def _next_wake(pool: asyncpg.Pool, interval: float) -> float:
+    """Epoch seconds of the next sweep: the earliest expiry, or one interval from now."""
+    wake_at = time.time() + interval
     upcoming = await repo.next_expiry(pool)
-    if upcoming is None:
-        return interval
-    return max(_MIN_DELAY, min(interval, (upcoming - datetime.now(UTC)).total_seconds()))
+    if upcoming is not None:
+        wake_at = min(wake_at, upcoming.timestamp())
+    return wake_at
+
+
+async def _sweep_once(pool: asyncpg.Pool, interval: float, batch_size: int, workers: int) -> float:
+    """One sweep; returns when to wake next. A database outage only delays expiry."""
+    try:
+        swept = await sweep_expired(pool, batch_size, workers)
+        if swept:
+            log.info("credentials_expired", count=swept)
+        return await _next_wake(pool, interval)
+    except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any outage
+        log.warning("expiry_sweep_failed", error=type(exc).__name__)
+        return time.time() + interval
 
 
 async def run_sweeper(
-    pool: asyncpg.Pool, interval: float, batch_size: int, concurrency: int
+    pool: asyncpg.Pool,
+    interval: float,
+    batch_size: int,
+    concurrency: int,
+    *,
+    dsn: str | None = None,
+    schema: str | None = None,
 ) -> None:
-    """Sweep forever; a database outage only delays expiry."""
-    while True:
-        delay = interval
-        try:
-            swept = await sweep_expired(pool, batch_size, concurrency)
-            if swept:
-                log.info("credentials_expired", count=swept)
-            delay = await _delay_until_next(pool, interval)
-        except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any outage
-            log.warning("expiry_sweep_failed", error=type(exc).__name__)
-        await asyncio.sleep(delay)
+    """Sweep forever; with ``dsn`` and ``schema``, wake early for expiries written since."""
+    alarm = Alarm()
+    listener: asyncpg.Connection | None = None
+    try:
+        while True:
+            if (
+                dsn is not None
+                and schema is not None
+                and (listener is None or listener.is_closed())
+            ):
+                listener = await _listen(dsn, schema, alarm)
+            alarm.reset()
+            wake_at = await _sweep_once(pool, interval, batch_size, concurrency)
+            await alarm.sleep_until(wake_at)
+    finally:
+        if listener is not None and not listener.is_closed():
+            await listener.close(timeout=2)

@@ -1,14 +1,13 @@
-"""A running vault (real PostgreSQL, real broker) and the helpers its tests share.
+"""A running vault (real PostgreSQL, real broker) on the servicekit test kit.
 
-Helpers are reached through the ``vault`` fixture so test modules import nothing
-from each other.
+``plugboard_servicekit.testing`` runs the app (``service_client``), reads topics
+(``TopicReader``) and waits (``wait_until``); this module only adds what is the
+vault's own: a key ring, tokens with the vault's scopes and a few request helpers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from credential_vault.app import SPEC
 from credential_vault.keyring import generate_keyring_file
+from credential_vault.service import VaultDeps
 from credential_vault.settings import VaultSettings
 from fastapi import FastAPI
-from plugboard_contracts.envelope import CloudEvent
-from plugboard_servicekit.app import create_service_app
 from plugboard_servicekit.auth import mint_token
+from plugboard_servicekit.testing import AppClient, service_client, test_settings, wait_until
+
+__all__ = ["ALL_SCOPES", "Vault", "snapshot", "wait_until"]
 
 ALL_SCOPES = (
     "credentials:read",
@@ -34,28 +34,34 @@ ALL_SCOPES = (
 )
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 @dataclass
 class Vault:
-    """One vault replica under test, with a client and token helpers."""
+    """One vault replica under test: its client, and token and request helpers."""
 
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: VaultSettings
-    schema: str
+    client: AppClient[VaultSettings, VaultDeps]
     keyring_file: Path
     private_key: str
 
     @property
+    def app(self) -> FastAPI:
+        return self.client.app
+
+    @property
+    def settings(self) -> VaultSettings:
+        return self.client.settings
+
+    @property
+    def schema(self) -> str:
+        return self.client.schema
+
+    @property
+    def deps(self) -> VaultDeps:
+        return self.client.deps
+
+    @property
     def pool(self) -> asyncpg.Pool:
-        return self.app.state.runtime.pool
+        """The service role's pool (the role that owns the vault's tables)."""
+        return self.client.deps.pool
 
     def headers(self, org: str = "org-a", scopes: Iterable[str] = ALL_SCOPES) -> dict[str, str]:
         token = mint_token(self.private_key, sub=f"user@{org}", org=org, scopes=scopes)
@@ -76,71 +82,30 @@ class Vault:
             f"/v1/credentials/{credential_id}:reveal", headers=self.headers(org)
         )
 
-    async def read_events(
-        self, topic: str, subjects: set[str], *, expected: int, settle: float = 1.0
-    ) -> list[CloudEvent[dict[str, Any]]]:
-        """Events on ``topic`` about ``subjects``: waits for ``expected``, then ``settle``
-        seconds more so that duplicates would show up too."""
-        reader = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-            group_id=None,
-        )
-        await reader.start()
-        found: list[CloudEvent[dict[str, Any]]] = []
-        loop = asyncio.get_running_loop()
-        try:
-            deadline = loop.time() + 60
-            settle_until: float | None = None
-            while loop.time() < (settle_until or deadline):
-                for records in (await reader.getmany(timeout_ms=200)).values():
-                    values = [record.value for record in records if record.value is not None]
-                    events = [CloudEvent[dict[str, Any]].from_json_bytes(v) for v in values]
-                    found += [event for event in events if event.subject in subjects]
-                if settle_until is None and len(found) >= expected:
-                    settle_until = loop.time() + settle
-        finally:
-            await reader.stop()
-        return found
 
-
-def vault_settings(
-    postgres_dsn: str, kafka_bootstrap: str, public_key: str, keyring_file: Path, **extra: Any
-) -> VaultSettings:
-    return VaultSettings(
-        database_url=postgres_dsn,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        jwt_public_key=public_key,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=300,
-        keyring_file=keyring_file,
-        keyring_reload_seconds=0.2,
-        log_level="DEBUG",
-        **extra,
-    )
+async def snapshot(vault: Vault) -> dict[str, Any]:
+    """Everything stored: any refused request must leave this unchanged. Refusals do
+    write their own audit rows (outcome not ``ok``), which are not part of it."""
+    pool = vault.pool
+    return {
+        "credentials": await pool.fetch("SELECT * FROM credentials ORDER BY id"),
+        "data_keys": await pool.fetch("SELECT * FROM data_keys ORDER BY org_id, version"),
+        "usages": await pool.fetch("SELECT * FROM credential_usages ORDER BY 1, 2"),
+        "audit": await pool.fetchval("SELECT count(*) FROM audit_log WHERE outcome = 'ok'"),
+        "outbox": await pool.fetchrow("SELECT last_value, is_called FROM outbox_id_seq"),
+    }
 
 
 @asynccontextmanager
 async def running_vault(
-    settings: VaultSettings, schema: str, private_key: str, *, ready: bool = True
+    settings: VaultSettings,
+    private_key: str,
+    *,
+    schema: str | None = None,
+    ready: bool = True,
 ) -> AsyncIterator[Vault]:
-    # A consumer group per test: on Tansu a group whose members just left rejoins slowly.
-    spec = dataclasses.replace(SPEC, name=f"credential-vault-{schema}", schema=schema)
-    app = create_service_app(spec, settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://vault") as client:
-            vault = Vault(
-                app, client, settings, schema, settings.keyring_file or Path(), private_key
-            )
-            if ready:
-
-                async def is_ready() -> bool:
-                    return (await client.get("/readyz")).status_code == 200
-
-                await wait_until(is_ready)
-            yield vault
+    async with service_client(SPEC, settings, schema=schema, ready=ready) as client:
+        yield Vault(client, settings.keyring_file or Path(), private_key)
 
 
 @pytest.fixture
@@ -148,6 +113,20 @@ def keyring_file(tmp_path: Path) -> Path:
     path = tmp_path / "keyring.json"
     generate_keyring_file(path)
     return path
+
+
+def vault_settings(
+    postgres_dsn: str, kafka_bootstrap: str, public_key: str, keyring_file: Path, **extra: Any
+) -> VaultSettings:
+    return test_settings(
+        SPEC,
+        postgres_dsn=postgres_dsn,
+        kafka_bootstrap=kafka_bootstrap,
+        jwt_public_key=public_key,
+        keyring_file=keyring_file,
+        keyring_reload_seconds=0.2,
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -161,15 +140,16 @@ def settings(
 async def vault(
     settings: VaultSettings, fresh_schema: str, jwt_keys: tuple[str, str]
 ) -> AsyncIterator[Vault]:
-    async with running_vault(settings, fresh_schema, jwt_keys[0]) as running:
+    async with running_vault(settings, jwt_keys[0], schema=fresh_schema) as running:
         yield running
 
 
 @pytest.fixture
 def start_vault(fresh_schema: str, jwt_keys: tuple[str, str]) -> Callable[..., Any]:
-    """``async with start_vault(settings, ready=...)``: another replica on the same schema."""
+    """``async with start_vault(settings, ready=...)``: a replica on the test's schema
+    (a second one started in the same test joins the first)."""
 
     def start(settings: VaultSettings, *, ready: bool = True) -> Any:
-        return running_vault(settings, fresh_schema, jwt_keys[0], ready=ready)
+        return running_vault(settings, jwt_keys[0], schema=fresh_schema, ready=ready)
 
     return start

@@ -10,21 +10,11 @@ from typing import Any
 import pytest
 from plugboard_contracts.enums import CredentialType
 
-from .conftest import Vault
+from .conftest import Vault, snapshot
 
 pytestmark = pytest.mark.integration
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
-
-
-async def snapshot(vault: Vault) -> dict[str, Any]:
-    """Everything stored: any failed request must leave this unchanged."""
-    pool = vault.pool
-    return {
-        "credentials": await pool.fetch("SELECT * FROM credentials ORDER BY id"),
-        "audit": await pool.fetchval("SELECT count(*) FROM audit_log"),
-        "outbox": await pool.fetchrow("SELECT last_value, is_called FROM outbox_id_seq"),
-    }
 
 
 async def test_every_type_round_trips_and_reads_show_fields_not_values(

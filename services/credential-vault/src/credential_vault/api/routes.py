@@ -1,24 +1,43 @@
 """HTTP routes of ``/v1/credentials``: parse, authorise, call the service, shape the reply.
 
-Custom methods use Google's ``{id}:verb`` form. Starlette matches ``{credential_id}``
-as ``[^/]+``, so ``GET /v1/credentials/x:reveal`` reaches the GET route with an id
-that is no UUID (404) and ``POST /v1/credentials/{id}:reveal`` matches only the
-reveal route; tests pin both. The custom methods are declared first: the hot
-``:reveal`` path then matches without trying the other routes.
+Each route has one dependency, its ``Call`` (``api.deps``); ids, ``If-Match`` and
+the merge-patch body are parsed inside the route. Custom methods use Google's
+``{id}:verb`` form. Starlette matches ``{credential_id}`` as ``[^/]+``, so
+``GET /v1/credentials/x:reveal`` reaches the GET route with an id that is no UUID
+(404) and ``POST /v1/credentials/{id}:reveal`` matches only the reveal route;
+tests pin both. The custom methods are declared first: the hot ``:reveal`` path
+then matches without trying the other routes.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
 from plugboard_contracts.enums import CredentialType
-from plugboard_servicekit.app import runtime_of
-from plugboard_servicekit.auth import Caller, require_scopes
-from plugboard_servicekit.pagination import PageParams, encode_page_token
-from plugboard_servicekit.problems import ProblemError
+from plugboard_servicekit.errors import BadRequest, FieldError
+from plugboard_servicekit.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    decode_page_token,
+    encode_page_token,
+)
+from pydantic import ValidationError
 
+from credential_vault.api.audit import AuditedRoute
+from credential_vault.api.deps import (
+    ReadCall,
+    RefreshCall,
+    RevealCall,
+    WriteCall,
+    audit_of,
+    if_match,
+    parse_id,
+    required_if_match,
+)
 from credential_vault.api.schemas import (
     CredentialCreateIn,
     CredentialOut,
@@ -28,73 +47,14 @@ from credential_vault.api.schemas import (
     revealed_json,
 )
 from credential_vault.domain.data import OAuth2TokenData
-from credential_vault.service import (
-    CredentialPatch,
-    CredentialService,
-    CredentialView,
-    NewCredential,
-    not_found,
-)
+from credential_vault.domain.text import PlainText
+from credential_vault.service import CredentialPatch, CredentialView, NewCredential
 
-SERVICE_STATE = "credential_service"
 MERGE_PATCH = "application/merge-patch+json"
+NO_STORE = {"Cache-Control": "no-store"}
+"""A revealed secret must not stay in any cache between the vault and its caller."""
 
-router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
-
-ReadCaller = Annotated[Caller, Depends(require_scopes("credentials:read"))]
-WriteCaller = Annotated[Caller, Depends(require_scopes("credentials:write"))]
-RevealCaller = Annotated[Caller, Depends(require_scopes("credentials:reveal"))]
-RefreshCaller = Annotated[Caller, Depends(require_scopes("credentials:refresh"))]
-
-
-async def _service(request: Request) -> CredentialService:
-    """Async on purpose: FastAPI runs sync dependencies in a thread pool."""
-    return runtime_of(request).state[SERVICE_STATE]
-
-
-async def _credential_id(credential_id: str) -> UUID:
-    """Anything that is not a UUID cannot name a credential: 404, like a foreign id."""
-    try:
-        return UUID(credential_id)
-    except ValueError:
-        raise not_found() from None
-
-
-async def _if_match(if_match: Annotated[str | None, Header()] = None) -> int | None:
-    """``If-Match: 3``, ``"3"`` or ``W/"3"``; ``*`` or absent: no condition."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise ProblemError(
-            412,
-            "Precondition Failed",
-            "If-Match must carry a credential version.",
-            errors=[{"field": "header.If-Match", "message": "must be a version number"}],
-        )
-    return int(tag)
-
-
-async def _required_if_match(version: Annotated[int | None, Depends(_if_match)]) -> int:
-    if version is None:
-        raise ProblemError(
-            428,
-            "Precondition Required",
-            "Send If-Match with the version the new tokens replace.",
-            errors=[{"field": "header.If-Match", "message": "is required"}],
-        )
-    return version
-
-
-async def _merge_patch_body(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in (MERGE_PATCH, "application/json"):
-        raise ProblemError(415, "Unsupported Media Type", f"Send {MERGE_PATCH}.")
-
-
-Service = Annotated[CredentialService, Depends(_service)]
-CredentialId = Annotated[UUID, Depends(_credential_id)]
-IfMatch = Annotated[int | None, Depends(_if_match)]
+router = APIRouter(prefix="/v1/credentials", tags=["credentials"], route_class=AuditedRoute)
 
 
 def _single(view: CredentialView, response: Response) -> CredentialOut:
@@ -103,88 +63,113 @@ def _single(view: CredentialView, response: Response) -> CredentialOut:
 
 
 @router.post("/{credential_id}:reveal", response_model=RevealedCredentialOut)
-async def reveal_credential(
-    credential_id: CredentialId, caller: RevealCaller, service: Service
-) -> Response:
-    row, plaintext = await service.reveal(caller, credential_id)
-    return Response(revealed_json(row, plaintext), media_type="application/json")
+async def reveal_credential(credential_id: str, call: RevealCall) -> Response:
+    cid = parse_id(credential_id)
+    row, plaintext = await call.deps.credentials.reveal(call.caller.org, audit_of(call), cid)
+    return Response(revealed_json(row, plaintext), media_type="application/json", headers=NO_STORE)
 
 
 @router.post("/{credential_id}:replace-token")
 async def replace_token(
-    credential_id: CredentialId,
-    body: OAuth2TokenData,
-    caller: RefreshCaller,
-    service: Service,
-    expected: Annotated[int, Depends(_required_if_match)],
-    response: Response,
+    credential_id: str, body: OAuth2TokenData, call: RefreshCall, response: Response
 ) -> CredentialOut:
+    cid, expected = parse_id(credential_id), required_if_match(call)
     tokens = body.model_dump(mode="json", exclude_unset=True)
-    return _single(await service.replace_token(caller, credential_id, tokens, expected), response)
+    credentials = call.deps.credentials
+    view = await credentials.replace_token(call.caller.org, audit_of(call), cid, tokens, expected)
+    return _single(view, response)
 
 
 @router.post("", status_code=201)
 async def create_credential(
-    body: CredentialCreateIn, caller: WriteCaller, service: Service, response: Response
+    body: CredentialCreateIn, call: WriteCall, response: Response
 ) -> CredentialOut:
     new = NewCredential(body.name, body.type, body.data, body.expires_at, body.provider_app_id)
-    view = await service.create(caller, new)
+    view = await call.deps.credentials.create(call.caller.org, audit_of(call), new)
     response.headers["Location"] = f"{router.prefix}/{view.row.id}"
     return _single(view, response)
 
 
 @router.get("")
 async def list_credentials(
-    caller: ReadCaller,
-    service: Service,
-    page: Annotated[PageParams, Depends()],
+    call: ReadCall,
     credential_type: Annotated[CredentialType | None, Query(alias="type")] = None,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[PlainText | None, Query(max_length=200)] = None,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    page_token: Annotated[str | None, Query(alias="pageToken", max_length=2048)] = None,
 ) -> CredentialPage:
-    after = _cursor(page.cursor)
-    views, following = await service.list(
-        caller.org, credential_type=credential_type, name=name, after=after, limit=page.page_size
+    after = _cursor(page_token)
+    views, following = await call.deps.credentials.list(
+        call.caller.org, credential_type=credential_type, name=name, after=after, limit=page_size
     )
     token = None if following is None else encode_page_token({"after": str(following)})
     return CredentialPage(items=[CredentialOut.of(view) for view in views], next_page_token=token)
 
 
-def _cursor(cursor: dict[str, Any] | None) -> UUID | None:
-    if cursor is None:
+def _cursor(page_token: str | None) -> UUID | None:
+    if not page_token:
         return None
     try:
-        return UUID(str(cursor["after"]))
+        return UUID(str(decode_page_token(page_token)["after"]))
     except (KeyError, ValueError):
-        raise ProblemError(400, "Bad Request", "invalid pageToken") from None
+        raise BadRequest(
+            "invalid pageToken", errors=[FieldError("query.pageToken", "invalid")]
+        ) from None
 
 
 @router.get("/{credential_id}")
-async def get_credential(
-    credential_id: CredentialId, caller: ReadCaller, service: Service, response: Response
-) -> CredentialOut:
-    return _single(await service.get(caller.org, credential_id), response)
+async def get_credential(credential_id: str, call: ReadCall, response: Response) -> CredentialOut:
+    view = await call.deps.credentials.get(call.caller.org, parse_id(credential_id))
+    return _single(view, response)
 
 
 @router.patch(
     "/{credential_id}",
-    dependencies=[Depends(_merge_patch_body)],
-    openapi_extra={"requestBody": {"content": {MERGE_PATCH: {}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {MERGE_PATCH: {"schema": CredentialPatchIn.model_json_schema()}},
+        }
+    },
 )
 async def patch_credential(
-    credential_id: CredentialId,
-    body: Annotated[CredentialPatchIn, Body(media_type=MERGE_PATCH)],
-    caller: WriteCaller,
-    service: Service,
-    expected: IfMatch,
-    response: Response,
+    credential_id: str, call: WriteCall, response: Response
 ) -> CredentialOut:
+    """JSON Merge Patch; the body is read here so the media type is checked first."""
+    cid, expected = parse_id(credential_id), if_match(call)
+    body = _merge_patch(call.request.headers.get("content-type", ""), await call.request.body())
     patch = CredentialPatch(frozenset(body.model_fields_set), body.name, body.data, body.expires_at)
-    return _single(await service.patch(caller, credential_id, patch, expected), response)
+    view = await call.deps.credentials.patch(call.caller.org, audit_of(call), cid, patch, expected)
+    return _single(view, response)
+
+
+def _merge_patch(content_type: str, raw: bytes) -> CredentialPatchIn:
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type not in (MERGE_PATCH, "application/json"):
+        raise _UnsupportedMediaType()
+    try:
+        document: Any = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("The body is not valid JSON.") from None
+    try:
+        return CredentialPatchIn.model_validate(document)
+    except ValidationError as exc:
+        issues = exc.errors(include_input=False, include_url=False)
+        raise RequestValidationError(
+            [{**issue, "loc": ("body", *issue["loc"])} for issue in issues]
+        ) from None
+
+
+class _UnsupportedMediaType(BadRequest):
+    status = 415
+    title = "Unsupported Media Type"
+
+    def __init__(self) -> None:
+        super().__init__(f"Send {MERGE_PATCH}.")
 
 
 @router.delete("/{credential_id}", status_code=204)
-async def delete_credential(
-    credential_id: CredentialId, caller: WriteCaller, service: Service, expected: IfMatch
-) -> Response:
-    await service.delete(caller, credential_id, expected)
+async def delete_credential(credential_id: str, call: WriteCall) -> Response:
+    cid, expected = parse_id(credential_id), if_match(call)
+    await call.deps.credentials.delete(call.caller.org, audit_of(call), cid, expected)
     return Response(status_code=204)

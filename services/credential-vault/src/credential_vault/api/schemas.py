@@ -15,6 +15,7 @@ from plugboard_contracts.timestamps import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from credential_vault.domain.text import PlainText
 from credential_vault.repository import CredentialRow, UsageRow
 from credential_vault.service import CredentialView
 
@@ -34,21 +35,22 @@ class _Out(BaseModel):
 
 
 class CredentialCreateIn(_In):
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     type: CredentialType
     data: dict[str, Any] = Field(default_factory=dict, description="Validated per type.")
     expires_at: UtcDatetime | None = Field(
         default=None, description="When the vault deletes the credential (reason expired)."
     )
     provider_app_id: UUID | None = Field(
-        default=None, description="OAuth client that issued an oauth2-token's tokens."
+        default=None,
+        description="Provider app (OAuth client) whose tokens these are; oauth2-* types only.",
     )
 
 
 class CredentialPatchIn(_In):
     """JSON Merge Patch of the patchable members; null removes (not allowed for name)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: PlainText | None = Field(default=None, min_length=1, max_length=200)
     data: dict[str, Any] | None = None
     expires_at: UtcDatetime | None = None
 

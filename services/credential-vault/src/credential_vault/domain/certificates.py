@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -30,7 +30,7 @@ def load_private_key(pem: str) -> PrivateKeyTypes:
     """Parse an unencrypted PEM private key; ``ValueError`` (without the input) otherwise."""
     try:
         return load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError("is not an unencrypted PEM private key") from None
 
 
@@ -38,15 +38,19 @@ def load_certificates(pem: str) -> list[x509.Certificate]:
     """Parse one or more PEM certificates (a leaf followed by its chain, or a CA bundle)."""
     try:
         certificates = x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise ValueError("is not a PEM X.509 certificate") from None
     if not certificates:
         raise ValueError("is not a PEM X.509 certificate")
     return certificates
 
 
-def _public_der(key: PrivateKeyTypes | x509.Certificate) -> bytes:
-    public = key.public_key()
+def _public_der(key: PrivateKeyTypes | x509.Certificate) -> bytes | None:
+    """None when the key's algorithm is one ``cryptography`` cannot load."""
+    try:
+        public = key.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
     return public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -54,7 +58,7 @@ def _issued_by_any(leaf: x509.Certificate, authorities: list[x509.Certificate]) 
     for authority in authorities:
         try:
             leaf.verify_directly_issued_by(authority)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         return True
     return False
@@ -85,7 +89,11 @@ def check_certificate(certificate: str, key: str, ca: str | None) -> Findings:
     if chain is None or private_key is None or findings.issues:
         return findings
     leaf = chain[0]
-    if _public_der(private_key) != _public_der(leaf):
+    leaf_der = _public_der(leaf)
+    if leaf_der is None:
+        findings.issue("certificate", "uses a public key algorithm the vault cannot check")
+        return findings
+    if _public_der(private_key) != leaf_der:
         findings.issue("key", "does not match the certificate's public key")
         return findings
     for message in _validity_errors(leaf, datetime.now(UTC)):

@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from credential_vault.domain.certificates import check_certificate
 from credential_vault.domain.findings import Findings
 from credential_vault.domain.jwt_bearer import check_jwt_bearer
+from credential_vault.domain.text import PlainText
 
 
 def _http_url(value: str) -> str:
@@ -152,7 +153,7 @@ class CustomFunctionData(SecretData):
     type: Literal[CredentialType.CUSTOM_FUNCTION] = Field(
         default=CredentialType.CUSTOM_FUNCTION, exclude=True
     )
-    fields: dict[str, str] = Field(default_factory=dict)
+    fields: dict[PlainText, str] = Field(default_factory=dict)
 
     def fields_set(self) -> list[str]:
         """The keys are names, not secrets: list each so callers see which are configured."""

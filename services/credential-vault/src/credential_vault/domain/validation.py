@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from credential_vault.domain.data import CredentialData, SecretData
 from credential_vault.domain.findings import FieldIssue, InvalidCredentialDataError
+from credential_vault.domain.text import NOT_UNICODE, bad_unicode
 
 _ADAPTER: TypeAdapter[SecretData] = TypeAdapter(CredentialData)
 
@@ -36,6 +37,9 @@ def parse_data(credential_type: CredentialType, raw: Any) -> SecretData:
     """Check the shape of ``raw`` for its type; raises ``InvalidCredentialDataError``."""
     if not isinstance(raw, dict):
         raise InvalidCredentialDataError([FieldIssue("", "must be an object")])
+    broken = sorted(set(bad_unicode(raw)))
+    if broken:
+        raise InvalidCredentialDataError([FieldIssue(path, NOT_UNICODE) for path in broken])
     if "type" in raw:
         raise InvalidCredentialDataError([FieldIssue("type", "Extra inputs are not permitted")])
     try:

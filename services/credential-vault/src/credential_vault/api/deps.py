@@ -1,0 +1,61 @@
+"""What a vault route depends on: one flat ``Call[VaultDeps]`` per route, by scope.
+
+Path ids, ``If-Match`` and the audit context are read by plain helpers inside
+the route (issue 12: no nested dependencies to resolve per request).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from uuid import UUID
+
+import structlog
+from plugboard_servicekit.http import Call, authorize
+from plugboard_servicekit.telemetry import current_trace_ids
+
+from credential_vault.domain import errors
+from credential_vault.repository import Audit
+from credential_vault.service import VaultDeps
+
+ReadCall = Annotated[Call[VaultDeps], authorize("credentials:read")]
+WriteCall = Annotated[Call[VaultDeps], authorize("credentials:write")]
+RevealCall = Annotated[Call[VaultDeps], authorize("credentials:reveal")]
+RefreshCall = Annotated[Call[VaultDeps], authorize("credentials:refresh")]
+
+_VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,9})"?')
+"""``3``, ``"3"`` or ``W/"3"``; ASCII digits only (``²`` is a digit to ``str.isdigit``)
+and at most nine of them, so ``int`` can neither fail nor be fed 5,000 digits."""
+
+
+def parse_id(raw: str) -> UUID:
+    """Anything that is not a UUID cannot name a credential: 404, like a foreign id."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise errors.not_found() from None
+
+
+def if_match(call: Call[VaultDeps]) -> int | None:
+    """The version ``If-Match`` names; ``*`` or absent: no condition."""
+    value = call.request.headers.get("if-match")
+    if value is None or value.strip() == "*":
+        return None
+    match = _VERSION_TAG.fullmatch(value.strip())
+    if match is None:
+        raise errors.bad_if_match()
+    return int(match.group(1))
+
+
+def required_if_match(call: Call[VaultDeps]) -> int:
+    version = if_match(call)
+    if version is None:
+        raise errors.if_match_required()
+    return version
+
+
+def audit_of(call: Call[VaultDeps]) -> Audit:
+    """Who calls, with the request id the middleware bound and the current trace id."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    trace_id, _ = current_trace_ids()
+    return Audit(call.caller.sub, request_id, trace_id)
