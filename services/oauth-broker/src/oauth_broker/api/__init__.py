@@ -1,0 +1,1 @@
+"""HTTP layer of the broker: wire schemas and thin routes."""

@@ -1,0 +1,89 @@
+"""The broker's copy of OAuth settings, and the client credentials to go with them.
+
+Settings come from registry events (never from a registry call, so refreshes
+keep working while the registry is down). Keys: ``config:<connector>:<config>``
+for a connector's auth scheme config, ``app:<providerAppId>`` for a provider
+app. Lookups are by org, so a provider app is only ever used by its own org.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import tempfile
+from uuid import UUID
+
+import asyncpg
+from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_servicekit.errors import FieldError, Invalid, NotFound
+
+from oauth_broker import repository as repo
+from oauth_broker.provider import ClientAuth
+from oauth_broker.vault import VaultClient
+
+
+def config_key(connector_id: UUID | str, auth_scheme_config_id: str) -> str:
+    return f"config:{connector_id}:{auth_scheme_config_id}"
+
+
+def app_key(provider_app_id: UUID | str) -> str:
+    return f"app:{provider_app_id}"
+
+
+def provider_app_of(key: str | None) -> UUID | None:
+    return UUID(key.removeprefix("app:")) if key and key.startswith("app:") else None
+
+
+class ConfigStore:
+    def __init__(self, pool: asyncpg.Pool, vault: VaultClient) -> None:
+        self._pool = pool
+        self._vault = vault
+
+    async def settings(self, org: str, key: str) -> tuple[str | None, OAuth2Settings]:
+        """NotFound for an unknown key, a deleted one, or one of another org."""
+        found = await repo.get_config(self._pool, org, key)
+        if found is None:
+            raise NotFound("No OAuth configuration for this connector or provider app.")
+        return found[0], OAuth2Settings.model_validate(found[1])
+
+    async def client_auth(self, org: str, settings: OAuth2Settings) -> ClientAuth:
+        """Client id and secret (or signing key), and the mTLS context when enabled."""
+        secret = key = None
+        algorithm = "RS256"
+        client_id = settings.client_id
+        if settings.client_secret_credential_id is not None:
+            found = await self._vault.reveal_cached(org, settings.client_secret_credential_id)
+            data = found.data
+            secret = data.get("clientSecret") or data.get("secret")
+            key = data.get("privateKey") or data.get("key")
+            algorithm = str(data.get("algorithm") or algorithm)
+            client_id = client_id or data.get("clientId")
+        context = None
+        if settings.mtls_enabled:
+            context = await self._mtls_context(org, settings.mtls_credential_id)
+        return ClientAuth(client_id, secret, key, algorithm, context)
+
+    async def _mtls_context(self, org: str, credential_id: UUID | None) -> ssl.SSLContext:
+        if credential_id is None:
+            raise Invalid(
+                "mTLS is enabled but no certificate credential is configured.",
+                errors=[FieldError("oauth2.mtlsCredentialId", "is required with mtlsEnabled")],
+            )
+        data = (await self._vault.reveal_cached(org, credential_id)).data
+        return client_tls_context(str(data["certificate"]), str(data["key"]), data.get("ca"))
+
+
+def client_tls_context(certificate: str, key: str, ca: object) -> ssl.SSLContext:
+    """An SSLContext presenting the client certificate. ``load_cert_chain`` reads files
+    only, so the PEMs go to a 0600 temp file that is deleted at once."""
+    context = ssl.create_default_context()
+    if isinstance(ca, str) and ca:
+        context.load_verify_locations(cadata=ca)
+    fd, path = tempfile.mkstemp(prefix="mtls-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(certificate.strip() + "\n" + key.strip() + "\n")
+        context.load_cert_chain(path)
+    finally:
+        os.unlink(path)
+    return context

@@ -1,0 +1,137 @@
+"""Event handlers: the broker's copy of OAuth settings and its refresh schedule.
+
+Registry events (configs, provider apps) are applied only when newer
+(``versions.advance``, tombstones on delete). Credential events are guarded by
+the schedule row's own ``vault_version`` (the broker's vault writes raise it too,
+so its own ``credential.refreshed`` is a no-op); only oauth2-token credentials
+are kept. A changed credential (new version) leaves the failed state: the
+schedule starts again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from plugboard_contracts.enums import AuthSchemeType, CredentialType
+from plugboard_contracts.envelope import CloudEvent
+from plugboard_contracts.payloads import (
+    AuthSchemeConfigDeleted,
+    AuthSchemeConfigUpserted,
+    CredentialCreated,
+    CredentialDeleted,
+    ProviderAppDeleted,
+)
+from plugboard_contracts.payloads.registry import ProviderAppCreated
+from plugboard_servicekit import versions
+from plugboard_servicekit.consumer import Subscription, on
+from plugboard_servicekit.db import Connection
+
+from oauth_broker import repository as repo
+from oauth_broker.configs import app_key, config_key
+from oauth_broker.deps import BrokerDeps
+
+
+async def on_config_upserted(
+    deps: BrokerDeps, conn: Connection, event: CloudEvent[AuthSchemeConfigUpserted]
+) -> None:
+    data = event.data
+    key = config_key(data.connector_id, data.auth_scheme_config_id)
+    oauth = data.oauth2 if data.scheme_type is AuthSchemeType.OAUTH2 else None
+    if await versions.advance(conn, "auth_scheme_config", key, data.version):
+        settings = None if oauth is None else oauth.model_dump(mode="json")
+        await repo.upsert_config(
+            conn, key, event.orgid, None, data.version, settings, deleted=oauth is None
+        )
+
+
+async def on_config_deleted(
+    deps: BrokerDeps, conn: Connection, event: CloudEvent[AuthSchemeConfigDeleted]
+) -> None:
+    data = event.data
+    key = config_key(data.connector_id, data.auth_scheme_config_id)
+    if await versions.advance(conn, "auth_scheme_config", key, data.version, deleted=True):
+        await repo.upsert_config(conn, key, event.orgid, None, data.version, None, deleted=True)
+
+
+async def on_app_state(
+    deps: BrokerDeps, conn: Connection, event: CloudEvent[ProviderAppCreated]
+) -> None:
+    data = event.data
+    key = app_key(data.provider_app_id)
+    if not await versions.advance(conn, "provider_app", key, data.version):
+        return
+    settings = None
+    if data.oauth2 is not None:
+        merged = data.oauth2.model_copy(
+            update={
+                "client_id": data.oauth2.client_id or data.client_id,
+                "client_secret_credential_id": data.oauth2.client_secret_credential_id
+                or data.client_secret_credential_id,
+            }
+        )
+        settings = merged.model_dump(mode="json")
+    await repo.upsert_config(
+        conn, key, event.orgid, data.provider, data.version, settings, deleted=settings is None
+    )
+
+
+async def on_app_deleted(
+    deps: BrokerDeps, conn: Connection, event: CloudEvent[ProviderAppDeleted]
+) -> None:
+    data = event.data
+    key = app_key(data.provider_app_id)
+    if await versions.advance(conn, "provider_app", key, data.version, deleted=True):
+        await repo.upsert_config(
+            conn, key, event.orgid, data.provider, data.version, None, deleted=True
+        )
+
+
+async def on_credential_state(
+    deps: BrokerDeps, conn: Connection, event: CloudEvent[CredentialCreated]
+) -> None:
+    data = event.data
+    if data.type is not CredentialType.OAUTH2_TOKEN:
+        return
+    key = app_key(data.provider_app_id) if data.provider_app_id else None
+    issued: datetime = data.occurred_at
+    timing = deps.keeper.timing
+    due = timing.due_at(data.access_token_expires_at, issued, refreshable=data.has_refresh_token)
+    args = (
+        data.credential_id,
+        event.orgid,
+        key,
+        data.version,
+        data.has_refresh_token,
+        data.access_token_expires_at,
+        issued,
+        due,
+        None,
+        None,
+    )
+    await conn.execute(repo.UPSERT_TOKEN, *args)
+
+
+async def on_credential_deleted(
+    deps: BrokerDeps, conn: Connection, event: CloudEvent[CredentialDeleted]
+) -> None:
+    data = event.data
+    if data.type is not CredentialType.OAUTH2_TOKEN:
+        return
+    args = (data.credential_id, event.orgid, data.version)
+    key = await conn.fetchval(repo.DELETE_TOKEN, *args)
+    if key is not None:
+        deps.revoker.schedule(event.orgid, data.credential_id, key)
+
+
+SUBSCRIPTIONS: list[Subscription[Any]] = [
+    on("auth_scheme_config.upserted", on_config_upserted),
+    on("auth_scheme_config.deleted", on_config_deleted),
+    on("provider_app.created", on_app_state),
+    on("provider_app.updated", on_app_state),
+    on("provider_app.deleted", on_app_deleted),
+    on("credential.created", on_credential_state),
+    on("credential.updated", on_credential_state),
+    on("credential.refreshed", on_credential_state),
+    on("credential.deleted", on_credential_deleted),
+]

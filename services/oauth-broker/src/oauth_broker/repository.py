@@ -1,0 +1,223 @@
+"""All SQL of the broker (schema ``oauth``). Every tenant-owned read filters on
+``org_id = $org`` (the shared predicate), so another org's id is simply not found."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from plugboard_servicekit.db import Connection
+
+Executor = asyncpg.Pool | Connection
+
+TENANT = "org_id = $1"
+
+UPSERT_CONFIG = """
+INSERT INTO oauth_configs (config_key, org_id, provider, version, deleted, settings)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (config_key) DO UPDATE
+   SET org_id = excluded.org_id, provider = excluded.provider, version = excluded.version,
+       deleted = excluded.deleted, settings = excluded.settings, updated_at = now()
+ WHERE oauth_configs.version < excluded.version
+RETURNING true"""
+
+GET_CONFIG = f"""
+SELECT provider, settings FROM oauth_configs
+ WHERE {TENANT} AND config_key = $2 AND NOT deleted AND settings IS NOT NULL"""
+
+PUT_REDIRECTS = """
+INSERT INTO redirect_settings (org_id, allowed_redirect_urls) VALUES ($1, $2)
+ON CONFLICT (org_id) DO UPDATE SET allowed_redirect_urls = excluded.allowed_redirect_urls,
+                                   updated_at = now()"""
+
+GET_REDIRECTS = f"SELECT allowed_redirect_urls FROM redirect_settings WHERE {TENANT}"
+
+INSERT_SESSION = """
+INSERT INTO sessions (id, org_id, state_hash, config_key, grant_type, code_verifier,
+                      expected_issuer, redirect_url, scopes, context, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+
+# Single use: the first callback marks the session consumed and takes the verifier
+# away in the same statement; a replay, even a concurrent one, finds nothing.
+TAKE_SESSION = """
+WITH taken AS (
+    SELECT id, code_verifier FROM sessions WHERE state_hash = $1 AND NOT consumed FOR UPDATE)
+UPDATE sessions s SET consumed = true, code_verifier = NULL
+  FROM taken WHERE s.id = taken.id
+RETURNING s.id, s.org_id, s.config_key, s.grant_type, s.status, s.expected_issuer,
+          s.redirect_url, s.scopes, s.context, taken.code_verifier,
+          s.expires_at <= now() AS expired"""
+
+FINISH_SESSION = """
+UPDATE sessions SET status = $2, credential_id = $3, error = $4, code_verifier = NULL,
+                    finished_at = now()
+ WHERE id = $1 AND status = 'pending'
+RETURNING true"""
+
+GET_SESSION = f"""
+SELECT id, status, credential_id, error, expires_at, created_at FROM sessions
+ WHERE {TENANT} AND id = $2"""
+
+TOKEN_COLUMNS = """credential_id, org_id, config_key, vault_version, has_refresh_token,
+    access_expires_at, issued_at, due_at, status, attempts, retry_at, last_error, grant_type,
+    source_credential_id, fencing, lease_owner, lease_until > now() AS leased"""
+
+UPSERT_TOKEN = """
+INSERT INTO tokens (credential_id, org_id, config_key, vault_version, has_refresh_token,
+                    access_expires_at, issued_at, due_at, grant_type, source_credential_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (credential_id) DO UPDATE
+   SET config_key = COALESCE(excluded.config_key, tokens.config_key),
+       vault_version = excluded.vault_version, has_refresh_token = excluded.has_refresh_token,
+       access_expires_at = excluded.access_expires_at, issued_at = excluded.issued_at,
+       due_at = CASE WHEN COALESCE(excluded.config_key, tokens.config_key) IS NULL THEN NULL
+                     ELSE excluded.due_at END,
+       grant_type = COALESCE(excluded.grant_type, tokens.grant_type),
+       source_credential_id = COALESCE(excluded.source_credential_id,
+                                       tokens.source_credential_id),
+       status = 'active', attempts = 0, retry_at = NULL, last_error = NULL
+ WHERE tokens.vault_version < excluded.vault_version AND NOT tokens.deleted
+RETURNING true"""
+
+DELETE_TOKEN = """
+INSERT INTO tokens (credential_id, org_id, vault_version, deleted)
+VALUES ($1, $2, $3, true)
+ON CONFLICT (credential_id) DO UPDATE SET deleted = true, due_at = NULL,
+       vault_version = GREATEST(tokens.vault_version, excluded.vault_version)
+ WHERE NOT tokens.deleted
+RETURNING config_key"""
+
+GET_TOKEN = (
+    f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE {TENANT} AND credential_id = $2 AND NOT deleted"
+)
+
+ACQUIRE_LEASE = f"""
+UPDATE tokens SET lease_owner = $3, lease_until = now() + make_interval(secs => $4),
+                  fencing = fencing + 1
+ WHERE {TENANT} AND credential_id = $2 AND NOT deleted
+   AND (lease_until IS NULL OR lease_until <= now())
+RETURNING {TOKEN_COLUMNS}"""
+
+CLAIM_DUE = f"""
+WITH due AS (
+    SELECT credential_id FROM tokens
+     WHERE status = 'active' AND NOT deleted AND due_at <= now()
+       AND (lease_until IS NULL OR lease_until <= now())
+     ORDER BY due_at LIMIT $2
+       FOR UPDATE SKIP LOCKED)
+UPDATE tokens t SET lease_owner = $1, lease_until = now() + make_interval(secs => $3),
+                    fencing = t.fencing + 1
+  FROM due WHERE t.credential_id = due.credential_id
+RETURNING {TOKEN_COLUMNS.replace("credential_id,", "t.credential_id,", 1)}"""
+
+# Only the owner with the current fencing token releases or records.
+_OWNED = "credential_id = $1 AND lease_owner = $2 AND fencing = $3"
+
+RELEASE_LEASE = f"UPDATE tokens SET lease_owner = NULL, lease_until = NULL WHERE {_OWNED}"
+
+RECORD_REFRESH = f"""
+UPDATE tokens SET vault_version = GREATEST(vault_version, $4), access_expires_at = $5,
+       issued_at = $6, due_at = $7, has_refresh_token = $8, status = 'active', attempts = 0,
+       retry_at = NULL, last_error = NULL, refreshes = refreshes + 1,
+       lease_owner = NULL, lease_until = NULL
+ WHERE {_OWNED}"""
+
+RECORD_TRANSIENT = f"""
+UPDATE tokens SET attempts = attempts + 1, retry_at = $4, due_at = $4, last_error = $5,
+       lease_owner = NULL, lease_until = NULL
+ WHERE {_OWNED}
+RETURNING attempts"""
+
+RECORD_PERMANENT = f"""
+UPDATE tokens SET attempts = attempts + 1, status = 'failed', due_at = NULL, retry_at = NULL,
+       last_error = $4, lease_owner = NULL, lease_until = NULL
+ WHERE {_OWNED} AND status = 'active'
+RETURNING attempts"""
+
+SYNC_VERSION = """
+UPDATE tokens SET vault_version = $2, access_expires_at = $3, issued_at = $4, due_at = $5,
+       has_refresh_token = $6, status = 'active', attempts = 0, last_error = NULL
+ WHERE credential_id = $1 AND vault_version < $2"""
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    credential_id: UUID
+    org_id: str
+    config_key: str | None
+    vault_version: int
+    has_refresh_token: bool
+    access_expires_at: datetime | None
+    issued_at: datetime
+    due_at: datetime | None
+    status: str
+    attempts: int
+    retry_at: datetime | None
+    last_error: str | None
+    grant_type: str | None
+    source_credential_id: UUID | None
+    fencing: int
+    lease_owner: str | None
+    leased: bool | None
+
+    @classmethod
+    def of(cls, record: Any) -> TokenRow:
+        return cls(**dict(record))
+
+
+async def upsert_config(
+    conn: Executor,
+    key: str,
+    org: str,
+    provider: str | None,
+    version: int,
+    settings: dict[str, Any] | None,
+    *,
+    deleted: bool = False,
+) -> bool:
+    args = (key, org, provider, version, deleted, settings)
+    return bool(await conn.fetchval(UPSERT_CONFIG, *args))
+
+
+async def get_config(
+    conn: Executor, org: str, key: str
+) -> tuple[str | None, dict[str, Any]] | None:
+    row = await conn.fetchrow(GET_CONFIG, org, key)
+    return None if row is None else (row["provider"], row["settings"])
+
+
+async def put_redirects(conn: Executor, org: str, urls: Sequence[str]) -> None:
+    await conn.execute(PUT_REDIRECTS, org, list(urls))
+
+
+async def get_redirects(conn: Executor, org: str) -> list[str]:
+    return list(await conn.fetchval(GET_REDIRECTS, org) or [])
+
+
+async def get_token(conn: Executor, org: str, credential_id: UUID) -> TokenRow | None:
+    row = await conn.fetchrow(GET_TOKEN, org, credential_id)
+    return None if row is None else TokenRow.of(row)
+
+
+async def acquire_lease(
+    conn: Executor, org: str, credential_id: UUID, owner: str, seconds: float
+) -> TokenRow | None:
+    row = await conn.fetchrow(ACQUIRE_LEASE, org, credential_id, owner, seconds)
+    return None if row is None else TokenRow.of(row)
+
+
+async def claim_due(conn: Executor, owner: str, limit: int, seconds: float) -> list[TokenRow]:
+    return [TokenRow.of(r) for r in await conn.fetch(CLAIM_DUE, owner, limit, seconds)]
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+RENEW_LEASE = f"""
+UPDATE tokens SET lease_until = now() + make_interval(secs => $4) WHERE {_OWNED}"""

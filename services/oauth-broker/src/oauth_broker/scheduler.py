@@ -1,0 +1,87 @@
+"""Refresh ahead of expiry: every replica claims due rows with SKIP LOCKED leases.
+
+A claim bumps the row's fencing token and sets this replica as lease owner in
+one statement, so any number of replicas refresh each credential once. Claimed
+rows are refreshed concurrently (the per-endpoint cap bounds provider load);
+the loop claims more as slots free up instead of waiting for a whole batch, so a
+slow provider does not hold up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from uuid import UUID
+
+import asyncpg
+from plugboard_servicekit.errors import DomainError
+from plugboard_servicekit.logging import get_logger
+
+from oauth_broker import repository as repo
+from oauth_broker.repository import TokenRow
+from oauth_broker.tokens import TokenKeeper
+
+log = get_logger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keeper: TokenKeeper,
+        *,
+        batch: int,
+        interval: float,
+        lease_seconds: float,
+    ) -> None:
+        self._pool, self._keeper = pool, keeper
+        self._batch, self._interval, self._lease = batch, interval, lease_seconds
+        self._running: dict[UUID, asyncio.Task[None]] = {}
+        self._slot_free = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            claimed = await self.claim_once()
+            if claimed == 0:
+                self._slot_free.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_free.wait(), self._interval)
+
+    async def claim_once(self) -> int:
+        free = self._batch - len(self._running)
+        if free <= 0:
+            return 0
+        rows = await repo.claim_due(self._pool, self._keeper.owner, free, self._lease)
+        for row in rows:
+            task = asyncio.create_task(self._refresh(row))
+            self._running[row.credential_id] = task
+            task.add_done_callback(lambda _, key=row.credential_id: self._done(key))
+        return len(rows)
+
+    def _done(self, key: UUID) -> None:
+        self._running.pop(key, None)
+        self._slot_free.set()
+
+    async def _refresh(self, row: TokenRow) -> None:
+        try:
+            await self._keeper.refresh_scheduled(row)
+        except DomainError as exc:
+            log.info(
+                "scheduled_refresh_failed",
+                credential_id=str(row.credential_id),
+                error=type(exc).__name__,
+            )
+        except Exception as exc:  # noqa: BLE001 - one credential must not stop the loop
+            log.warning(
+                "scheduled_refresh_error",
+                credential_id=str(row.credential_id),
+                error=type(exc).__name__,
+            )
+            await self._pool.execute(
+                repo.RELEASE_LEASE, row.credential_id, self._keeper.owner, row.fencing
+            )
+
+    async def drain(self) -> None:
+        """Wait for claimed refreshes (tests, shutdown)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
