@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a pooled connection whose server end was terminated
     asyncpg.TooManyConnectionsError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
@@ -95,10 +97,67 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def connect(dsn: str, schema: str) -> asyncpg.Connection:
-    """One connection with the pool's settings, for LISTEN and one-off tasks."""
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": quote_ident(schema)})
-    await _init_connection(conn)
+@dataclass(frozen=True)
+class Keepalive:
+    """TCP keepalive and user timeout for a long-lived connection that holds a
+    session lock (the relay's leader). Both ends need them: the server must notice a
+    dead client to release its lock (server GUCs, set per session), and the client
+    must notice a dead path to stop acting as leader (socket options)."""
+
+    idle_seconds: int = 10
+    interval_seconds: int = 5
+    count: int = 3
+    user_timeout_ms: int = 30000
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "tcp_keepalives_idle": str(self.idle_seconds),
+            "tcp_keepalives_interval": str(self.interval_seconds),
+            "tcp_keepalives_count": str(self.count),
+            "tcp_user_timeout": str(self.user_timeout_ms),
+        }
+
+    def socket_options(self) -> list[tuple[int, int, int]]:
+        return [
+            (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.idle_seconds),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self.interval_seconds),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self.count),
+            (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.user_timeout_ms),
+        ]
+
+
+def connection_socket(conn: asyncpg.Connection) -> socket.socket | None:
+    """The connection's socket (asyncpg has no public accessor; it reads the same
+    transport extra itself to set TCP_NODELAY)."""
+    transport = getattr(conn, "_transport", None)
+    return transport.get_extra_info("socket") if transport is not None else None
+
+
+def _set_keepalive(conn: asyncpg.Connection, keepalive: Keepalive) -> None:
+    sock = connection_socket(conn)
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket has no peer that can vanish silently
+    for level, option, value in keepalive.socket_options():
+        sock.setsockopt(level, option, value)
+
+
+async def connect(
+    dsn: str, schema: str, *, keepalive: Keepalive | None = None
+) -> asyncpg.Connection:
+    """One connection with the pool's settings, for LISTEN and one-off tasks; with
+    `keepalive`, a dead peer is noticed by both ends within about a minute."""
+    settings = {"search_path": quote_ident(schema)}
+    if keepalive is not None:
+        settings.update(keepalive.server_settings())
+    conn = await asyncpg.connect(dsn, server_settings=settings)
+    try:
+        if keepalive is not None:
+            _set_keepalive(conn, keepalive)
+        await _init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
     return conn
 
 

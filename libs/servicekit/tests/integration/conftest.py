@@ -4,6 +4,7 @@ table, events for arbitrary test topics, and a consumer that records effects."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -12,11 +13,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, kafka
 from plugboard_servicekit.consumer import EventConsumer, Handler, on
 from plugboard_servicekit.db import Connection
+from prometheus_client import REGISTRY
 
 EFFECTS_MIGRATIONS = Path(__file__).parent / "effects_migrations"
 
@@ -43,12 +46,20 @@ async def record_effect(_: object, conn: Connection, event: CloudEvent[dict[str,
     )
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0
+) -> None:
+    """Poll a condition (async or plain) until it holds; AssertionError at the deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
 
 
 def consumer_for(
@@ -89,3 +100,88 @@ async def topic(kafka_bootstrap: str) -> str:
     name = f"test.{uuid.uuid4().hex[:12]}"
     await kafka.ensure_topics(kafka_bootstrap, [name, f"{name}.dlq"], partitions=3)
     return name
+
+
+class TopicProbe:
+    """Reads a topic from the end offsets taken at `start`, and proves it could read:
+    `records()` puts a sentinel on every partition and reads until each one came
+    back, so an empty answer means nothing arrived, not that nothing was read."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        self._partitions: list[TopicPartition] = []
+
+    async def start(self) -> TopicProbe:
+        await self._reader.start()
+        await self._reader.topics()  # fetches the metadata
+        numbers = sorted(self._reader.partitions_for_topic(self.topic) or ())
+        assert numbers, f"{self.topic} has no partitions"
+        self._partitions = [TopicPartition(self.topic, n) for n in numbers]
+        self._reader.assign(self._partitions)
+        ends = await self._reader.end_offsets(self._partitions)
+        for partition in self._partitions:
+            self._reader.seek(partition, ends[partition])
+        return self
+
+    async def stop(self) -> None:
+        await self._reader.stop()
+
+    async def records(self, timeout: float = 30.0) -> list[ConsumerRecord]:
+        """Every record that arrived since the last call (sentinels left out)."""
+        mark = uuid.uuid4().hex.encode()
+        producer = await kafka.create_producer(self.bootstrap)
+        try:
+            for partition in self._partitions:
+                await producer.send_and_wait(
+                    self.topic,
+                    b"sentinel",
+                    partition=partition.partition,
+                    headers=[(SENTINEL, mark)],
+                )
+        finally:
+            await producer.stop()
+        found: list[ConsumerRecord] = []
+        pending = set(self._partitions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while pending:
+            assert asyncio.get_running_loop().time() < deadline, "sentinels never came back"
+            for tp, batch in (await self._reader.getmany(timeout_ms=200)).items():
+                for record in batch:
+                    if dict(record.headers).get(SENTINEL) == mark:
+                        pending.discard(tp)
+                    elif SENTINEL not in dict(record.headers):
+                        found.append(record)
+        return found
+
+
+SENTINEL = "x-test-sentinel"
+
+
+def failed_attempts(topic: str) -> float:
+    """`plugboard_events_failed_total` of a topic in this process."""
+    return REGISTRY.get_sample_value("plugboard_events_failed_total", {"topic": topic}) or 0.0
+
+
+def consumed(topic: str, outcome: str) -> float:
+    labels = {"topic": topic, "outcome": outcome}
+    return REGISTRY.get_sample_value("plugboard_events_consumed_total", labels) or 0.0
+
+
+async def produce(
+    bootstrap: str, topic: str, events: list[CloudEvent[Any]], partition: int | None = None
+) -> None:
+    producer = await kafka.create_producer(bootstrap)
+    try:
+        for event in events:
+            await producer.send_and_wait(
+                topic,
+                event.model_dump_json(by_alias=True).encode(),
+                key=event.subject.encode(),
+                partition=partition,
+            )
+    finally:
+        await producer.stop()

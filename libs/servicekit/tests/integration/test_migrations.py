@@ -13,6 +13,7 @@ KIT = [
     "servicekit/0001_outbox.sql",
     "servicekit/0002_inbox.sql",
     "servicekit/0003_aggregate_versions.sql",
+    "servicekit/0004_outbox_dead_letters.sql",
 ]
 
 
