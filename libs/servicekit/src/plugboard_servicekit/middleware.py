@@ -8,16 +8,17 @@ function calls and never buffers bodies. Add ``BodySizeLimitMiddleware`` first a
 import re
 import time
 import uuid
+from typing import Any
 
 import structlog
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.logging import get_logger, log_access, redact_text
 from plugboard_servicekit.metrics import HTTP_REQUEST_SECONDS
 from plugboard_servicekit.problems import internal_error_response, problem_response
-from plugboard_servicekit.telemetry import current_trace_ids
+from plugboard_servicekit.telemetry import current_trace_ids, request_span
 
 # Client-supplied ids end up in logs: accept only short, plain tokens.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -25,29 +26,48 @@ _UNMATCHED_ROUTE = "<unmatched>"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Probes and scrapes every few seconds would drown the access log; failures still log.
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The request headers this middleware reads, found in one pass over the raw list.
+_WANTED = frozenset({b"x-request-id", b"x-correlation-id", b"traceparent", b"tracestate"})
 
-access_log = get_logger("plugboard.access")
 log = get_logger("plugboard.http")
 
 
-def _client_id(headers: Headers, name: str) -> str | None:
-    value = headers.get(name)
-    return value if value is not None and _ID_PATTERN.fullmatch(value) else None
+def _wanted_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The first value of each header in ``_WANTED`` (names are lower case in ASGI)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _WANTED and name not in found:
+            found[name] = value
+    return found
 
 
-def _bind_request_context(scope: Scope) -> str:
+def _client_id(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    """A client's id when it is a short plain token the log redactor would leave as is
+    (the access line logs ids without redacting them)."""
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    value = raw.decode("latin-1")
+    if _ID_PATTERN.fullmatch(value) and redact_text(value) == value:
+        return value
+    return None
+
+
+def _bind_request_context(headers: dict[bytes, bytes]) -> str:
     """Fresh structlog context for this request; returns the request id."""
-    headers = Headers(scope=scope)
-    request_id = _client_id(headers, "x-request-id") or uuid.uuid4().hex
-    correlation_id = _client_id(headers, "x-correlation-id") or request_id
+    request_id = _client_id(headers, b"x-request-id") or uuid.uuid4().hex
+    correlation_id = _client_id(headers, b"x-correlation-id") or request_id
     structlog.contextvars.clear_contextvars()
     trace_id, span_id = current_trace_ids()
-    ids = {"trace_id": trace_id, "span_id": span_id}
-    structlog.contextvars.bind_contextvars(
-        request_id=request_id,
-        correlation_id=correlation_id,
-        **{key: value for key, value in ids.items() if value is not None},
-    )
+    if trace_id is None:
+        structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=correlation_id)
+    else:
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id,
+            correlation_id=correlation_id,
+            trace_id=trace_id,
+            span_id=span_id,
+        )
     return request_id
 
 
@@ -59,8 +79,12 @@ def _route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Request/correlation ids, X-Request-ID echo, latency histogram, one access line.
+    """Request/correlation ids, X-Request-ID echo, trace context, latency histogram, one
+    access line.
 
+    Without tracing instrumentation it also gives the request its trace context (the
+    caller's ``traceparent`` continued, or a new trace) with a span that records nothing,
+    so logs, the outbox and outgoing calls carry trace ids at no recording cost.
     Also the last line of defence: an exception nothing handled becomes the
     generic 500 problem here, so the server never logs its message.
     """
@@ -68,21 +92,29 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Histogram children by (method, route, status): ``labels()`` per request costs
+        # more than the observation itself.
+        self._series: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _bind_request_context(scope)
+        headers = _wanted_headers(scope)
+        with request_span(headers.get(b"traceparent"), headers.get(b"tracestate")):
+            await self._handle(scope, receive, send, _bind_request_context(headers))
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         status = 500
         started = False
+        request_id_header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                MutableHeaders(scope=message)["x-request-id"] = request_id
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         start = time.perf_counter()
@@ -98,18 +130,17 @@ class RequestContextMiddleware:
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-        HTTP_REQUEST_SECONDS.labels(
-            service=self.service, method=method, route=_route_template(scope), status=str(status)
-        ).observe(seconds)
+        key = (method, _route_template(scope), status)
+        series = self._series.get(key)
+        if series is None:
+            series = HTTP_REQUEST_SECONDS.labels(
+                service=self.service, method=method, route=key[1], status=str(status)
+            )
+            self._series[key] = series
+        series.observe(seconds)
         if scope["path"] in _QUIET_PATHS and status < 400:
             return
-        access_log.info(
-            "request",
-            method=method,
-            path=scope["path"],
-            status=status,
-            duration_ms=round(seconds * 1000, 2),
-        )
+        log_access(method, scope["path"], status, round(seconds * 1000, 2))
 
 
 def _too_large_detail(max_bytes: int) -> str:

@@ -65,6 +65,11 @@ def redact(event: dict) -> dict:
         "cookie",
         "code",
         "dsn",
+        "value",
+        "Value",
+        "key",
+        "secret_id",
+        "secretId",
     ],
 )
 def test_secret_keys_are_redacted(key: str):
@@ -82,9 +87,10 @@ def test_secret_keys_are_redacted(key: str):
         "org",
         "status",
         "name",
-        "key",
         "publicKey",
         "idempotencyKey",
+        "value_type",
+        "key_version",
     ],
 )
 def test_metadata_keys_are_kept(key: str):
@@ -105,6 +111,12 @@ def test_nested_structures_are_redacted_without_mutating_the_input():
     [
         (f"postgresql://vault:{CANARY}@db:5432/plugboard", "postgresql://vault:"),
         (f"Authorization: Bearer {CANARY}", "Authorization: "),
+        (f"Authorization: Token {CANARY} rejected", "Authorization: "),
+        (f"authorization=Token token={CANARY}", "authorization="),
+        (f"headers={{'Authorization': 'Token {CANARY}', 'Accept': '*/*'}}", "'Accept'"),
+        (f"Proxy-Authorization: Digest username=u, response={CANARY}", "Proxy-Authorization: "),
+        (f"stored value={CANARY} for key={CANARY}", "stored value="),
+        (f"approle secret_id: {CANARY}", "approle secret_id: "),
         (f"client sent password={CANARY} twice", " twice"),
         (f'body {{"clientSecret": "{CANARY}", "name": "n"}}', '"name": "n"'),
         (f"GET https://api.example.com/v1/x?page=2&api_key={CANARY}&q=1", "page=2&api_key="),
