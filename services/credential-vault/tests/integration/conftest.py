@@ -125,6 +125,7 @@ def vault_settings(
         jwt_public_key=public_key,
         keyring_file=keyring_file,
         keyring_reload_seconds=0.2,
+        log_level="INFO",
         **extra,
     )
 

@@ -1,5 +1,5 @@
 """Events on the real broker: what the vault publishes for each change, and the
-usages it keeps from installation's connection events."""
+usages it keeps from installation's connection events, whatever their order."""
 
 from __future__ import annotations
 
@@ -7,31 +7,43 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads import ConnectionCreated, ConnectionDeleted, ConnectionUpdated
 from plugboard_contracts.topics import new_event
 from plugboard_servicekit import kafka
+from plugboard_servicekit.testing import TopicReader
 from pydantic import BaseModel
 
 from .conftest import Vault, wait_until
 
 pytestmark = pytest.mark.integration
 
+LIFECYCLE = ("created", "updated", "refreshed", "deleted")
+
 
 async def test_lifecycle_events_carry_metadata_only(vault: Vault, samples: dict[str, Any]) -> None:
-    created = await vault.create("oauth2-token", samples["oauth2-token"])
-    cid = created["id"]
-    url = f"/v1/credentials/{cid}"
-    await vault.client.patch(url, json={"name": "crm"}, headers=vault.headers())
-    await vault.client.post(
-        f"{url}:replace-token",
-        json={"accessToken": "new", "refreshToken": None, "accessTokenExpiresAt": None},
-        headers=vault.headers() | {"If-Match": "2"},
-    )
-    await vault.client.delete(url, headers=vault.headers())
+    bootstrap = vault.settings.kafka_bootstrap_servers
+    readers = {t: await TopicReader(bootstrap, f"credential.{t}").start() for t in LIFECYCLE}
+    try:
+        created = await vault.create("oauth2-token", samples["oauth2-token"])
+        cid = created["id"]
+        url = f"/v1/credentials/{cid}"
+        await vault.client.patch(url, json={"name": "crm"}, headers=vault.headers())
+        await vault.client.post(
+            f"{url}:replace-token",
+            json={"accessToken": "new", "refreshToken": None, "accessTokenExpiresAt": None},
+            headers=vault.headers() | {"If-Match": "2"},
+        )
+        await vault.client.delete(url, headers=vault.headers())
+        events = {
+            t: await reader.events(where=lambda e: e.subject == cid, settle=0.5)
+            for t, reader in readers.items()
+        }
+    finally:
+        for reader in readers.values():
+            await reader.stop()
 
-    topics = ("created", "updated", "refreshed", "deleted")
-    events = {t: await vault.read_events(f"credential.{t}", {cid}, expected=1) for t in topics}
-    assert {t: len(found) for t, found in events.items()} == dict.fromkeys(topics, 1)
+    assert {t: len(found) for t, found in events.items()} == dict.fromkeys(LIFECYCLE, 1)
     created_event = events["created"][0]
     assert created_event.orgid == "org-a"
     assert created_event.source == "credential-vault"
@@ -55,61 +67,86 @@ async def test_lifecycle_events_carry_metadata_only(vault: Vault, samples: dict[
     assert events["deleted"][0].data["version"] == 3
 
 
-async def publish(vault: Vault, event_type: str, payload: BaseModel, org: str) -> None:
+Model = type[ConnectionCreated | ConnectionUpdated | ConnectionDeleted]
+TOPICS: dict[Model, str] = {
+    ConnectionCreated: "connection.created",
+    ConnectionUpdated: "connection.updated",
+    ConnectionDeleted: "connection.deleted",
+}
+
+
+def connection_event(
+    model: Model, connection_id: UUID, version: int, credential_ids: list[str], org: str = "org-a"
+) -> CloudEvent[Any]:
+    payload: BaseModel = model(
+        organisation_id=org,
+        connection_id=connection_id,
+        version=version,
+        name=f"salesforce-v{version}",
+        provider="salesforce",
+        credential_ids=[UUID(cid) for cid in credential_ids],
+    )
+    return new_event(TOPICS[model], source="installation", orgid=org, data=payload)
+
+
+async def publish_all(vault: Vault, events: list[CloudEvent[Any]]) -> None:
+    """Sent in this order without waiting for any effect: the consumer sees them as a
+    burst on three topics, so nothing orders one type relative to another."""
     producer = await kafka.create_producer(vault.settings.kafka_bootstrap_servers)
     try:
-        event = new_event(event_type, source="installation", orgid=org, data=payload)
-        await producer.send_and_wait(
-            event_type, value=event.to_json_bytes(), key=event.subject.encode()
-        )
+        sent = [
+            await producer.send(e.type, value=e.to_json_bytes(), key=e.subject.encode())
+            for e in events
+        ]
+        for delivery in sent:
+            await delivery
     finally:
         await producer.stop()
 
 
-def connection(
-    model: type[ConnectionCreated | ConnectionUpdated | ConnectionDeleted],
-    connection_id: UUID,
-    credential_ids: list[str],
-    org: str = "org-a",
-) -> BaseModel:
-    return model(
-        organisation_id=org,
-        connection_id=connection_id,
-        name="salesforce-prod",
-        provider="salesforce",
-        credential_ids=[UUID(cid) for cid in credential_ids],
-    )
-
-
-async def test_usages_follow_connection_events(vault: Vault, samples: dict[str, Any]) -> None:
+async def test_usages_end_right_whatever_the_order(vault: Vault, samples: dict[str, Any]) -> None:
     first = (await vault.create("oauth2-token", samples["oauth2-token"]))["id"]
     second = (await vault.create("basic-auth", samples["basic-auth"]))["id"]
     foreign = (await vault.create("string", samples["string"], org="org-b"))["id"]
-    conn_id = uuid4()
+    gone, kept, moved = uuid4(), uuid4(), uuid4()
+    events = [
+        # deleted before it was created: the late created/updated must leave no ghost
+        connection_event(ConnectionDeleted, gone, 3, [first]),
+        connection_event(ConnectionUpdated, gone, 2, [first, second]),
+        connection_event(ConnectionCreated, gone, 1, [first]),
+        # created twice (a redelivery with a new id), then updated
+        connection_event(ConnectionCreated, kept, 1, [first, foreign]),
+        connection_event(ConnectionCreated, kept, 1, [first, foreign]),
+        connection_event(ConnectionUpdated, kept, 2, [second, foreign]),
+        # the update arrives before the create it follows
+        connection_event(ConnectionUpdated, moved, 2, [first]),
+        connection_event(ConnectionCreated, moved, 1, [second]),
+    ]
+    await publish_all(vault, [*events, events[3]])  # and one event delivered twice
 
-    async def usages(cid: str, org: str = "org-a") -> list[str]:
+    async def all_handled() -> bool:
+        ids = [event.id for event in events]
+        seen = await vault.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1)", ids)
+        return seen == len(set(ids))
+
+    await wait_until(all_handled)
+
+    async def usages(cid: str, org: str = "org-a") -> dict[str, str]:
         body = (await vault.client.get(f"/v1/credentials/{cid}", headers=vault.headers(org))).json()
-        return [usage["connection"]["id"] for usage in body["usages"]]
+        return {usage["connection"]["id"]: usage["connection"]["name"] for usage in body["usages"]}
 
-    async def await_usages(expected: dict[str, list[str]]) -> None:
-        async def matches() -> bool:
-            return {cid: await usages(cid) for cid in expected} == expected
-
-        await wait_until(matches)
-
-    created = connection(ConnectionCreated, conn_id, [first, foreign])
-    await publish(vault, "connection.created", created, "org-a")
-    await await_usages({first: [str(conn_id)], second: []})
-    assert await usages(foreign, org="org-b") == []
-
-    updated = connection(ConnectionUpdated, conn_id, [second])
-    await publish(vault, "connection.updated", updated, "org-a")
-    await await_usages({first: [], second: [str(conn_id)]})
+    assert await usages(first) == {str(moved): "salesforce-v2"}
+    assert await usages(second) == {str(kept): "salesforce-v2"}
+    assert await usages(foreign, org="org-b") == {}, "another org's credential is never used"
     listed = (await vault.client.get("/v1/credentials", headers=vault.headers())).json()
     usage = next(item for item in listed["items"] if item["id"] == second)["usages"][0]
-    assert usage["connection"]["name"] == "salesforce-prod"
     assert usage["connection"]["provider"] == "salesforce"
-
-    deleted = connection(ConnectionDeleted, conn_id, [second])
-    await publish(vault, "connection.deleted", deleted, "org-a")
-    await await_usages({first: [], second: []})
+    versions = await vault.pool.fetch(
+        "SELECT aggregate_id, version, deleted FROM aggregate_versions WHERE aggregate = $1",
+        "connection",
+    )
+    assert {(r["aggregate_id"], r["version"], r["deleted"]) for r in versions} == {
+        (str(gone), 3, True),
+        (str(kept), 2, False),
+        (str(moved), 2, False),
+    }

