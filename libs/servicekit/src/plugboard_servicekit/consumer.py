@@ -159,6 +159,10 @@ class EventConsumer(Generic[DepsT]):
     def topics(self) -> list[str]:
         return list(self._routes)
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member owns now (readiness bodies, tests)."""
+        return set(self._consumer.assignment())
+
     async def start(self) -> None:
         """Join the group and start consuming in the background; may be retried."""
         await self.stop()
