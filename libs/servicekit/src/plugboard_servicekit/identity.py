@@ -48,9 +48,15 @@ class ServiceIdentity:
     """Signs this service's outgoing calls; finds the public keys of its callers."""
 
     def __init__(
-        self, name: str, private_key: Ed25519PrivateKey | None, keys_dir: Path | None
+        self,
+        name: str,
+        private_key: Ed25519PrivateKey | None,
+        keys_dir: Path | None,
+        *,
+        retry_missing_key_seconds: float = _RETRY_MISSING_KEY_SECONDS,
     ) -> None:
         self.name = name
+        self._retry_missing = retry_missing_key_seconds
         self._private_key = private_key
         self._keys_dir = keys_dir
         self._signing_required = False
@@ -59,10 +65,10 @@ class ServiceIdentity:
         self._peer_misses: dict[str, float] = {}
 
     @classmethod
-    def load(cls, name: str, keys_dir: Path | None) -> ServiceIdentity:
+    def load(cls, name: str, keys_dir: Path | None, **options: float) -> ServiceIdentity:
         """This service's identity; without a keys dir or key file it cannot sign."""
         key = _read_private_key(private_key_file(keys_dir, name)) if keys_dir else None
-        return cls(name, key, keys_dir)
+        return cls(name, key, keys_dir, **options)
 
     @property
     def issuer(self) -> str:
@@ -110,7 +116,7 @@ class ServiceIdentity:
             return None
         key = _read_public_key(public_key_file(self._keys_dir, service))
         if key is None:
-            self._peer_misses[service] = time.monotonic() + _RETRY_MISSING_KEY_SECONDS
+            self._peer_misses[service] = time.monotonic() + self._retry_missing
             return None
         self._peers[service] = key
         return key

@@ -18,6 +18,12 @@ SHARED_ENV = (
     "KAFKA_HEARTBEAT_INTERVAL_MS",
     "AUTO_MIGRATE",
     "HTTP_PORT",
+    "KAFKA_BROKER_PROBE_SECONDS",
+    "PLUGBOARD_SERVICE_KEYS_DIR",
+    "PLUGBOARD_REGISTRY_URL",
+    "PLUGBOARD_VAULT_URL",
+    "PLUGBOARD_OAUTH_URL",
+    "PLUGBOARD_INSTALLATION_URL",
 )
 
 
@@ -108,3 +114,24 @@ def test_invalid_value_names_the_env_variable(clean_env: pytest.MonkeyPatch):
     clean_env.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "often")
     with pytest.raises(ValidationError, match="KAFKA_HEARTBEAT_INTERVAL_MS"):
         VaultSettings()
+
+
+def test_service_call_settings_are_shared(clean_env: pytest.MonkeyPatch, tmp_path: Path):
+    defaults = VaultSettings()
+    assert defaults.service_keys_dir is None
+    assert (defaults.registry_url, defaults.vault_url) == (
+        "http://127.0.0.1:8001",
+        "http://127.0.0.1:8002",
+    )
+    assert (defaults.oauth_url, defaults.installation_url) == (
+        "http://127.0.0.1:8003",
+        "http://127.0.0.1:8004",
+    )
+    clean_env.setenv("PLUGBOARD_SERVICE_KEYS_DIR", str(tmp_path))
+    clean_env.setenv("VAULT_PLUGBOARD_VAULT_URL", "http://ignored")
+    clean_env.setenv("PLUGBOARD_VAULT_URL", "http://vault.plugboard:8002")
+    clean_env.setenv("KAFKA_BROKER_PROBE_SECONDS", "0.5")
+    settings = VaultSettings()
+    assert settings.service_keys_dir == tmp_path
+    assert settings.vault_url == "http://vault.plugboard:8002"
+    assert settings.broker_probe_seconds == 0.5
