@@ -8,19 +8,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import jwt
 import psutil
 import pytest
-from fastapi import APIRouter, Depends
-from plugboard_cli.keys import ensure_keys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import APIRouter
+from plugboard_cli.keys import ensure_keys, ensure_service_keys, service_keys_dir
 from plugboard_cli.main import app
 from plugboard_cli.services import SERVICES, required_scopes
-from plugboard_servicekit.app import ServiceSpec
-from plugboard_servicekit.auth import Caller, require_scopes
+from plugboard_cli.stack import LOOPBACK_EGRESS
+from plugboard_servicekit import identity
+from plugboard_servicekit.app import ServiceSpec, runtime_dependencies
+from plugboard_servicekit.auth import load_public_key
 from plugboard_servicekit.embedded import free_port, port_in_use
+from plugboard_servicekit.http import Call, authorize
+from plugboard_servicekit.settings import ServiceSettings
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -70,17 +76,63 @@ def test_keys_are_created_once_and_private(tmp_path: Path) -> None:
     assert ensure_keys(tmp_path / "state").private.read_text() == before
 
 
+def test_service_keys_for_every_service_are_created_once_and_private(tmp_path: Path) -> None:
+    directory = tmp_path / "service-keys"
+    result = runner.invoke(
+        app, ["keys", "--dir", str(tmp_path), "--service-keys-dir", str(directory)]
+    )
+    assert result.exit_code == 0, result.output
+    assert directory.stat().st_mode & 0o777 == 0o700
+    before = {}
+    for entry in SERVICES:
+        private, public = (
+            identity.private_key_file(directory, entry.name),
+            identity.public_key_file(directory, entry.name),
+        )
+        assert private.stat().st_mode & 0o777 == 0o600
+        key = serialization.load_pem_private_key(private.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        assert (
+            key.public_key().public_bytes_raw()
+            == load_public_key(public.read_text()).public_bytes_raw()
+        )
+        before[entry.name] = private.read_text()
+    assert ensure_service_keys(directory) == directory.resolve()
+    assert {
+        e.name: identity.private_key_file(directory, e.name).read_text() for e in SERVICES
+    } == before
+
+
+def test_service_keys_dir_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert service_keys_dir(tmp_path) == tmp_path / "service-keys"
+    monkeypatch.setenv("PLUGBOARD_SERVICE_KEYS_DIR", str(tmp_path / "elsewhere"))
+    assert service_keys_dir(tmp_path) == tmp_path / "elsewhere"
+    result = runner.invoke(app, ["keys", "--dir", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    assert identity.private_key_file(tmp_path / "elsewhere", "credential-vault").is_file()
+
+
 def test_required_scopes_are_read_from_route_dependencies() -> None:
     router = APIRouter()
 
     @router.get("/read")
-    async def read(caller: Annotated[Caller, Depends(require_scopes("x:read"))]) -> None:
-        del caller
+    async def read(call: Annotated[Call[Any], authorize("x:read")]) -> None:
+        del call
 
-    @router.post("/write", dependencies=[Depends(require_scopes("x:write", "y:write"))])
-    async def write() -> None: ...
+    @router.post("/write")
+    async def write(call: Annotated[Call[Any], authorize("x:write", "y:write")]) -> None:
+        del call
 
-    spec = ServiceSpec(name="t", schema="t", migrations=Path("."), routers=[router])
+    spec = ServiceSpec(
+        name="t",
+        schema="t",
+        migrations=Path("."),
+        settings_type=ServiceSettings,
+        dependencies=runtime_dependencies,
+        routers=[router],
+    )
     assert required_scopes([spec]) == ["x:read", "x:write", "y:write"]
 
 
@@ -130,12 +182,28 @@ def _printed_token(output: Path) -> str:
     raise AssertionError(f"no token printed:\n{output.read_text()}")
 
 
+def _assert_services_found_each_other(
+    children: list[psutil.Process], base: int, state: Path
+) -> None:
+    """Each service got the keys dir (with its key in it) and every base URL."""
+    services = [child for child in children if "-m" in child.cmdline()]
+    assert len(services) == len(SERVICES)
+    for child in services:
+        env = child.environ()
+        assert env["PLUGBOARD_SERVICE_KEYS_DIR"] == str((state / "service-keys").resolve())
+        assert env["OAUTH_EGRESS_ALLOW"] == LOOPBACK_EGRESS
+        for entry in SERVICES:
+            assert env[entry.url_env] == f"http://127.0.0.1:{entry.port_for(base)}"
+            assert identity.private_key_file(state / "service-keys", entry.name).is_file()
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(150)
 def test_dev_runs_the_stack_and_leaves_no_process(server_tmp_path: Path) -> None:
     base = _free_port_base()
     kafka_port = free_port()
-    external = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")  # the stack must be embedded
+    # the stack must be embedded, the keys in its state dir
+    external = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "PLUGBOARD_SERVICE_KEYS_DIR")
     env = {key: value for key, value in os.environ.items() if key not in external}
     env.update(PLUGBOARD_DEV_PORT_BASE=str(base), PLUGBOARD_DEV_KAFKA_PORT=str(kafka_port))
     output = server_tmp_path / "dev-output.txt"
@@ -155,6 +223,10 @@ def test_dev_runs_the_stack_and_leaves_no_process(server_tmp_path: Path) -> None
         )
         assert response.status_code == 200, response.text  # the dev token holds every scope
         children = psutil.Process(proc.pid).children(recursive=True)
+        _assert_services_found_each_other(children, base, server_tmp_path / "state")
+        printed = output.read_text()
+        assert f"OAUTH_EGRESS_ALLOW={LOOPBACK_EGRESS}" in printed
+        assert f"OAUTH_PUBLIC_URL=http://127.0.0.1:{base + 3}" in printed
         names = " ".join(" ".join(child.cmdline()) for child in children)
         assert "postgres" in names
         assert "tansu" in names

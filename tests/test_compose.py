@@ -43,6 +43,9 @@ def test_each_service_is_complete(compose: dict[str, Any], entry: ServiceEntry) 
     assert env["DATABASE_URL"].startswith(f"postgresql://{entry.role}@")
     assert env["KAFKA_BOOTSTRAP_SERVERS"]
     assert env["PLUGBOARD_JWT_PUBLIC_KEY_FILE"]
+    assert env["PLUGBOARD_SERVICE_KEYS_DIR"].startswith("/keys/")  # the migrate job writes it
+    for other in SERVICES:  # every service finds every other one by its compose name
+        assert env[other.url_env] == f"http://{other.name}:{other.port}"
     assert env[f"{entry.env_prefix}HTTP_HOST"] == "0.0.0.0"
     assert env[f"{entry.env_prefix}HTTP_PORT"] == str(entry.port)
     assert service["command"] == entry.command
@@ -95,6 +98,26 @@ def test_k8s_has_deployment_and_service(entry: ServiceEntry) -> None:
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == entry.name
     assert env[f"{entry.env_prefix}HTTP_HOST"]["value"] == "0.0.0.0"
     assert env[f"{entry.env_prefix}HTTP_PORT"]["value"] == str(entry.port)
+    _assert_identity_keys_mounted(deployment, entry)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["ports"][0]["port"] == entry.port
+
+
+def _assert_identity_keys_mounted(deployment: dict[str, Any], entry: ServiceEntry) -> None:
+    """Its own private key, no other service's, and every public key, in the keys dir the
+    config map names; every base URL in the config map."""
+    config = next(doc for doc in _k8s_documents() if doc["kind"] == "ConfigMap")["data"]
+    keys_dir = config["PLUGBOARD_SERVICE_KEYS_DIR"]
+    for other in SERVICES:
+        assert config[other.url_env] == f"http://{other.name}:{other.port}"
+    pod = deployment["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "keys")
+    mounted = {item["key"]: item["path"] for item in volume["secret"]["items"]}
+    mount = pod["containers"][0]["volumeMounts"]
+    root = next(m["mountPath"] for m in mount if m["name"] == "keys")
+    private = {key for key in mounted if key.endswith(".pem") and not key.endswith(".pub.pem")}
+    assert private - {"jwt_public.pem"} == {f"{entry.name}.pem"}
+    for other in SERVICES:
+        assert f"{root}/{mounted[f'{other.name}.pub.pem']}" == f"{keys_dir}/{other.name}.pub.pem"
+    assert f"{root}/{mounted[f'{entry.name}.pem']}" == f"{keys_dir}/{entry.name}.pem"
