@@ -1,0 +1,101 @@
+"""Fixtures of the broker's tests: a credential-vault process, broker apps in process."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from oauth_broker import repository as repo
+from oauth_broker.app import SPEC
+from oauth_broker.configs import config_key
+from oauth_broker.deps import BrokerDeps
+from oauth_broker.settings import OAuthBrokerSettings
+from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_servicekit.auth import mint_token
+from plugboard_servicekit.embedded import server_tempdir
+from plugboard_servicekit.testing import AppClient, ServiceProcesses, service_client
+from plugboard_servicekit.testing.processes import start_service_processes
+
+Broker = AppClient[OAuthBrokerSettings, BrokerDeps]
+
+
+@pytest.fixture(scope="module")
+def vault_process(
+    postgres_dsn: str, kafka_bootstrap: str, jwt_keys: tuple[str, str]
+) -> Iterator[ServiceProcesses]:
+    """The real credential-vault as a process (the broker stores every token there)."""
+    state = server_tempdir("broker-vault-")
+    try:
+        with start_service_processes(
+            postgres_dsn, kafka_bootstrap, state_dir=state, jwt_keys=jwt_keys,
+            services=["credential-vault"],
+        ) as processes:  # fmt: skip
+            yield processes
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def broker_settings(
+    service_settings: Callable[..., Any], vault_process: ServiceProcesses
+) -> Callable[..., OAuthBrokerSettings]:
+    def make(**overrides: Any) -> OAuthBrokerSettings:
+        values: dict[str, Any] = {
+            "vault_url": vault_process.url("credential-vault"),
+            "service_keys_dir": vault_process.service_keys_dir,
+            "egress_allow": "127.0.0.1,localhost",
+            "public_url": "http://oauth-broker",
+            "scheduler_enabled": False,
+            "scheduler_interval_seconds": 0.2,
+            **overrides,
+        }
+        return service_settings(SPEC, **values)
+
+    return make
+
+
+@pytest.fixture
+def start_broker(
+    broker_settings: Callable[..., OAuthBrokerSettings],
+) -> Callable[..., AbstractAsyncContextManager[Broker]]:
+    """``async with start_broker(schema=None, **settings) as broker``; pass the first
+    broker's ``schema`` to start a second replica on the same one."""
+
+    def start(schema: str | None = None, **overrides: Any) -> AbstractAsyncContextManager[Broker]:
+        return service_client(SPEC, broker_settings(**overrides), schema=schema,
+                              name="oauth-broker")  # fmt: skip
+
+    return start
+
+
+@pytest.fixture
+async def broker(
+    start_broker: Callable[..., AbstractAsyncContextManager[Broker]],
+) -> AsyncIterator[Broker]:
+    async with start_broker() as client:
+        yield client
+
+
+def headers(jwt_keys: tuple[str, str], org: str, *scopes: str) -> dict[str, str]:
+    token = mint_token(jwt_keys[0], sub="test-user", org=org, scopes=scopes)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def seed_config(
+    broker: Broker, org: str, settings: OAuth2Settings, connector_id: UUID | None = None
+) -> tuple[UUID, str]:
+    """The settings as the broker keeps them from registry events (its own table)."""
+    connector_id = connector_id or uuid4()
+    key = config_key(connector_id, "oauth")
+    await repo.upsert_config(
+        broker.deps.pool, key, org, "mock", 1, settings.model_dump(mode="json")
+    )
+    return connector_id, "oauth"
+
+
+def new_org() -> str:
+    return f"org-{uuid4().hex[:10]}"

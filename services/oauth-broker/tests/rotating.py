@@ -1,0 +1,139 @@
+"""A small rotating token endpoint for rotation, race and storm tests (and the bench).
+
+A refresh token works once; presenting a used one revokes its whole family (RFC
+9700 4.14.2), so a duplicate refresh by the broker shows up as ``reuses`` and a
+dead credential. ``script`` queues answers (e.g. a 500) before the normal one;
+``latency`` delays every answer; ``cap`` answers 429 above that many concurrent
+requests and ``peak`` records the highest concurrency seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from plugboard_servicekit.embedded import free_port
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Family:
+    name: str
+    current: str
+    used: set[str] = field(default_factory=set)
+    revoked: bool = False
+    refreshes: int = 0
+
+
+@dataclass
+class RotatingEndpoint:
+    expires_in: int | None = 3600
+    latency: float = 0.0
+    cap: int | None = None
+    rotate: bool = True
+    url: str = ""
+    families: dict[str, Family] = field(default_factory=dict)
+    by_token: dict[str, Family] = field(default_factory=dict)
+    script: list[int] = field(default_factory=list)
+    reuses: int = 0
+    revocations: list[str] = field(default_factory=list)
+    access_tokens: set[str] = field(default_factory=set)
+    active: int = 0
+    peak: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def grant(self, name: str) -> str:
+        """A new family (one credential's grant); returns its first refresh token."""
+        token = secrets.token_urlsafe(24)
+        family = Family(name, token)
+        self.families[name] = family
+        self.by_token[token] = family
+        return token
+
+    def refreshes(self) -> dict[str, int]:
+        return {name: family.refreshes for name, family in self.families.items()}
+
+    async def token(self, request: Request) -> Response:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.cap is not None and self.active > self.cap:
+                self.requests["throttled"] += 1
+                return JSONResponse({"error": "slow_down"}, 429, {"Retry-After": "1"})
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            form = await request.form()
+            return self._answer({k: str(v) for k, v in form.items()})
+        finally:
+            self.active -= 1
+
+    def _answer(self, form: dict[str, str]) -> Response:
+        self.requests[form.get("grant_type", "?")] += 1
+        if self.script:
+            return JSONResponse({"error": "server_error"}, self.script.pop(0))
+        if form.get("grant_type") == "client_credentials":
+            return JSONResponse(self._tokens(None))
+        family = self.by_token.get(form.get("refresh_token", ""))
+        if family is None or family.revoked:
+            return JSONResponse({"error": "invalid_grant"}, 400)
+        presented = form["refresh_token"]
+        if presented in family.used or presented != family.current:
+            self.reuses += 1
+            family.revoked = True
+            return JSONResponse({"error": "invalid_grant"}, 400)
+        family.used.add(presented)
+        family.refreshes += 1
+        if self.rotate:
+            family.current = secrets.token_urlsafe(24)
+            self.by_token[family.current] = family
+        else:
+            family.used.discard(presented)
+        return JSONResponse(self._tokens(family.current if self.rotate else None))
+
+    def _tokens(self, refresh: str | None) -> dict[str, object]:
+        access = secrets.token_urlsafe(24)
+        self.access_tokens.add(access)
+        body: dict[str, object] = {"access_token": access, "token_type": "Bearer"}
+        if self.expires_in is not None:
+            body["expires_in"] = self.expires_in
+        if refresh is not None:
+            body["refresh_token"] = refresh
+        return body
+
+    async def revoke(self, request: Request) -> Response:
+        form = await request.form()
+        self.revocations.append(str(form.get("token", "")))
+        family = self.by_token.get(str(form.get("token", "")))
+        if family is not None:
+            family.revoked = True
+        return Response(status_code=200)
+
+
+@asynccontextmanager
+async def serve_rotating(endpoint: RotatingEndpoint) -> AsyncIterator[RotatingEndpoint]:
+    """Serve on 127.0.0.1:<free port> in this event loop until the block exits."""
+    app = Starlette(routes=[
+        Route("/token", endpoint.token, methods=["POST"]),
+        Route("/revoke", endpoint.revoke, methods=["POST"]),
+    ])  # fmt: skip
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="off", backlog=4096)  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    endpoint.url = f"http://127.0.0.1:{port}"
+    try:
+        yield endpoint
+    finally:
+        server.should_exit = True
+        await task
