@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -34,6 +34,10 @@ DEFAULT_MAX_NODES = 5_000_000
 _RESOLVER = Resolver()
 _CONSTRUCTOR = SafeConstructor()
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class DocumentError(ValueError):
@@ -74,7 +78,7 @@ def _rewrite(chunk: bytes) -> bytes:
 class _JsonCompatible:
     """A read() wrapper that rewrites surrogate-pair escapes, chunk borders included."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: Readable) -> None:
         self.stream = stream
         self.pending = b""
         self.done = False
@@ -116,7 +120,7 @@ def _never(_path: Path) -> bool:
 
 
 def load(
-    stream: IO[bytes] | bytes,
+    stream: Readable | bytes,
     *,
     skip: SkipRule = _never,
     max_nodes: int = DEFAULT_MAX_NODES,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -70,7 +70,7 @@ def _defaults(template: str, fallback: str) -> dict[str, str]:
     return {name: match.group(name) for name in names} if match else {}
 
 
-def load_document(stream: IO[bytes] | bytes) -> dict[str, Any]:
+def load_document(stream: documents.Readable | bytes) -> dict[str, Any]:
     document = documents.load(stream)
     if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
         raise documents.DocumentError("expected a mapping of provider name to provider")

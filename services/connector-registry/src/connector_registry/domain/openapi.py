@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import ValidationError
@@ -66,7 +66,7 @@ def _skip(path: Path) -> bool:
     return len(path) >= 2 and path[0] == "components" and path[1] != "securitySchemes"
 
 
-def load_document(stream: IO[bytes] | bytes) -> dict[str, Any]:
+def load_document(stream: documents.Readable | bytes) -> dict[str, Any]:
     document = documents.load(stream, skip=_skip)
     if not isinstance(document, dict):
         raise documents.DocumentError("expected an OpenAPI document (a mapping)")
@@ -234,16 +234,19 @@ def _oauth2(
         flows = {scheme["flow"]: scheme}
     else:
         flows = _dict(scheme.get("flows"))
-    configs: list[dict[str, Any]] = []
+    usable: dict[str, dict[str, Any]] = {}
     for flow_name, raw in flows.items():
         flow = _resolve(document, raw, result, name)
-        if flow_name not in _FLOWS or not isinstance(flow, dict):
+        if flow_name in _FLOWS and isinstance(flow, dict):
+            usable[flow_name] = flow
+        else:
             result.messages.append(
                 messages.warning(f"security scheme {name}: flow {flow_name} not supported")
             )
-            continue
+    configs: list[dict[str, Any]] = []
+    for flow_name, flow in usable.items():
         config = dict(base)
-        if len(flows) > 1:
+        if len(usable) > 1:
             config["id"] = f"{base['id']}-{flow_name}"[:200]
         config |= _flow(flow, _FLOWS[flow_name], result.base_url)
         configs.append(config)
