@@ -138,7 +138,7 @@ def test_openid_connect_refs_and_unsupported_parts_become_messages() -> None:
     assert isinstance(by_id["key"], ApiKeyScheme)
     cc = by_id["flows"]
     assert isinstance(cc, OAuth2Scheme)
-    assert cc.token_url == "https://{{.region}}.api.example.com/v1/oauth/token"
+    assert cc.token_url == "https://{{.region}}.api.example.com/oauth/token"  # RFC 3986
     assert by_id["tls"].scheme_type == "certificate"
     texts = " | ".join(m.text for m in result.messages)
     for expected in ("unresolvable $ref", "external $ref", "circular $ref", "openIdConnect",
