@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from credential_vault.crypto import Envelope
 from credential_vault.keyring import KeyRingError, KeyStore, generate_keyring_file
 from credential_vault.rotation import (
+    REPLICA_WINDOW_SECONDS,
     RotationRefusedError,
     pending_rewrap,
     rewrap,
@@ -39,6 +40,10 @@ KeyringOption = Annotated[
     Path | None, typer.Option(help="Key ring file [default: VAULT_KEYRING_FILE].")
 ]
 SchemaOption = Annotated[str, typer.Option(help="The vault's database schema.")]
+WindowOption = Annotated[
+    float,
+    typer.Option(min=1, help="Replicas that reported their key ring this recently are live."),
+]
 
 
 def _keyring_path(option: Path | None) -> Path:
@@ -59,11 +64,20 @@ def _run(work: Callable[[asyncpg.Pool], Awaitable[T]], schema: str) -> T:
         finally:
             await pool.close()
 
+    return _run_offline(main)
+
+
+def _run_offline(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` on a fresh event loop; refusals exit with status 1."""
     try:
-        return asyncio.run(main())
+        return asyncio.run(_awaited(work))
     except (RotationRefusedError, KeyRingError) as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(1) from None
+
+
+async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
 
 
 @app.command("init-keyring")
@@ -79,14 +93,23 @@ def init_keyring(keyring_file: KeyringOption = None) -> None:
 
 
 @app.command("rotate-key")
-def rotate_key_command(keyring_file: KeyringOption = None) -> None:
-    """Add a key version and make it active for new writes."""
+def rotate_key_command(
+    keyring_file: KeyringOption = None,
+    schema: SchemaOption = "vault",
+    offline: Annotated[
+        bool, typer.Option(help="Skip the database checks (no vault database exists yet).")
+    ] = False,
+    live_within: WindowOption = REPLICA_WINDOW_SECONDS,
+) -> None:
+    """Add a key version and make it active for new writes.
+
+    Refused when the file is a stale copy (the database or a replica knows a newer
+    version) or when another rotation claimed the same version first."""
     path = _keyring_path(keyring_file)
-    try:
-        version = rotate_key(path)
-    except KeyRingError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(1) from None
+    if offline:
+        version = _run_offline(lambda: rotate_key(path, None))
+    else:
+        version = _run(lambda pool: rotate_key(path, pool, live_within), schema)
     console.print(f"Key version {version} is active. Next: plugboard vault rewrap")
 
 
@@ -95,6 +118,7 @@ def rewrap_command(
     keyring_file: KeyringOption = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     schema: SchemaOption = "vault",
+    live_within: WindowOption = REPLICA_WINDOW_SECONDS,
 ) -> None:
     """Re-encrypt every credential under the active key version (online, resumable)."""
     keys = KeyStore(_keyring_path(keyring_file), None)
@@ -111,6 +135,7 @@ def rewrap_command(
                 envelope,
                 batch_size=batch_size,
                 on_batch=lambda moved: progress.advance(task, moved),
+                window=live_within,
             )
 
     moved, dropped = _run(work, schema)
@@ -122,8 +147,10 @@ def set_min_version_command(
     version: Annotated[int, typer.Argument(min=1)],
     keyring_file: KeyringOption = None,
     schema: SchemaOption = "vault",
+    live_within: WindowOption = REPLICA_WINDOW_SECONDS,
 ) -> None:
-    """Refuse to decrypt anything under older key versions (only once nothing uses them)."""
+    """Refuse to decrypt anything under older key versions (only once nothing uses them
+    and every live replica holds a ring at least that new)."""
     path = _keyring_path(keyring_file)
-    _run(lambda pool: set_min_version(pool, path, version), schema)
+    _run(lambda pool: set_min_version(pool, path, version, live_within), schema)
     console.print(f"minDecryptVersion is now {version}.")

@@ -10,6 +10,11 @@ authenticated data (AAD) naming where it belongs:
 
 Unwrapped data keys are cached per (org, version, wrapped bytes): a cache hit
 costs one dict lookup, and a replaced key can never be served stale.
+
+With random 96-bit nonces one key may seal at most 2^32 messages (NIST SP
+800-38D); ``DataKeyPolicy`` retires an org's data key well before that, or
+after an age, and ``Envelope`` keeps this process's reserved share of a key's
+encryptions (``datakeys`` reserves them in blocks in the database).
 """
 
 from __future__ import annotations
@@ -36,12 +41,32 @@ class DecryptionError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WrappedDataKey:
-    """A data key as stored: encrypted under KEK ``kek_version``."""
+    """A data key as stored: encrypted under KEK ``kek_version`` whose KCV is
+    ``kek_check`` (None on rows written before KCVs existed)."""
 
     org_id: str
     version: int
     kek_version: int
     wrapped: bytes
+    kek_check: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataKeyPolicy:
+    """When an org's data key stops sealing and the next version is minted.
+
+    ``max_encryptions`` defaults to 2^30, a quarter of the 2^32 random-nonce limit;
+    ``max_age_days`` (None: no age limit) bounds how long one key is used.
+    ``reservation_block``: encryptions a process reserves per database round trip."""
+
+    max_encryptions: int = 2**30
+    max_age_days: float | None = 90.0
+    reservation_block: int = 1024
+
+    @property
+    def block(self) -> int:
+        """The reservation size: small against the limit, so replicas share it finely."""
+        return max(1, min(self.reservation_block, self.max_encryptions // 64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +114,36 @@ def open_sealed(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:
 class Envelope:
     """Seals and opens credential data with the key ring of a ``KeyStore``."""
 
-    def __init__(self, keys: KeyStore, cache_size: int = 10_000) -> None:
+    def __init__(
+        self, keys: KeyStore, cache_size: int = 10_000, policy: DataKeyPolicy | None = None
+    ) -> None:
         self._keys = keys
         self._cache: OrderedDict[tuple[str, int, bytes], AESGCM] = OrderedDict()
         self._cache_size = cache_size
+        self.policy = policy or DataKeyPolicy()
+        # org -> (data key version, encryptions left); bounded like the cache: a dropped
+        # entry only wastes its reserved remainder (counted high, never low)
+        self._budget: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    @property
+    def keys(self) -> KeyStore:
+        return self._keys
+
+    def take_encryption(self, org_id: str, version: int, count: int = 1) -> bool:
+        """Use ``count`` encryptions this process reserved for the org's data key
+        ``version``; False when fewer are left (reserve a block first)."""
+        held, left = self._budget.get(org_id, (version, 0))
+        if held != version or left < count:
+            return False
+        self._budget[org_id] = (version, left - count)
+        return True
+
+    def grant_encryptions(self, org_id: str, version: int, count: int) -> None:
+        """Record a reserved block; a newer data key replaces an older key's remainder."""
+        self._budget[org_id] = (version, count)
+        self._budget.move_to_end(org_id)
+        if len(self._budget) > self._cache_size:
+            self._budget.popitem(last=False)
 
     @property
     def ring(self) -> KeyRing:
@@ -108,12 +159,17 @@ class Envelope:
         ring = self._keys.ring
         kek = AESGCM(ring.kek(ring.active))
         wrapped = seal(kek, AESGCM.generate_key(DEK_BYTES * 8), data_key_aad(org_id, version))
-        return WrappedDataKey(org_id, version, ring.active, wrapped)
+        return WrappedDataKey(org_id, version, ring.active, wrapped, ring.checks[ring.active])
 
     def unwrap(self, stored: WrappedDataKey) -> DataKey:
         """Unwrap (or take from the cache); refuses KEK versions below the minimum."""
         ring = self._ring_knowing(stored.kek_version)
         ring.kek(stored.kek_version)  # raises for retired versions, cached or not
+        if stored.kek_check is not None and ring.checks[stored.kek_version] != stored.kek_check:
+            raise KeyRingError(
+                f"data key was wrapped by another key version {stored.kek_version} "
+                "(forked key ring)"
+            )
         key = (stored.org_id, stored.version, stored.wrapped)
         cipher = self._cache.get(key)
         if cipher is None:

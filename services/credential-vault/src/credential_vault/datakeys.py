@@ -1,46 +1,129 @@
-"""Data keys against the database: the current key of an org, and opening stored secrets.
+"""Data keys against the database: the current key of an org, opening stored secrets,
+and keeping this replica's key ring in step with the database.
 
-An org's current data key is its newest version. When that version is wrapped
-by a KEK older than the active one (the ring was rotated), the next write mints
-a new version under the active KEK, so fresh ciphertext never depends on a key
-the operator is retiring; ``rewrap`` moves the old ciphertext over.
+An org's current data key is its newest version. The next write mints a new
+version under the active KEK when that one is wrapped by an older KEK (the ring
+was rotated), is below the fence (``set-min-version``), has sealed its share of
+messages (``DataKeyPolicy.max_encryptions``) or is older than
+``max_age_days``; ``rewrap`` moves old ciphertext over. Encryptions are counted
+in the database in blocks a replica reserves, so the count costs one UPDATE per
+block, not per write.
+
+Failures are domain errors: ``Unavailable`` (503) while the ring is not loaded
+or a key cannot be opened, ``CredentialUndecryptableError`` (500) when a ciphertext
+fails authentication. Their texts name nothing secret.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 from uuid import UUID
 
+import asyncpg
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.errors import DomainError, Unavailable
 from plugboard_servicekit.logging import get_logger
-from plugboard_servicekit.problems import ProblemError
 
 from credential_vault import key_repository as keys_repo
-from credential_vault.crypto import DataKey, DecryptionError, Envelope
-from credential_vault.keyring import KeyRingError, KeyRingNotLoadedError
+from credential_vault.crypto import DataKey, DecryptionError, Envelope, WrappedDataKey
+from credential_vault.key_repository import KeyPick, StoredDataKey
+from credential_vault.keyring import KeyRingError, KeyRingNotLoadedError, KeyStore
 from credential_vault.repository import SecretRow
 
 log = get_logger(__name__)
 
+_ATTEMPTS = 5
 
-async def current_data_key(conn: Connection, envelope: Envelope, org_id: str) -> DataKey:
-    """The org's newest data key, minting one under the active KEK when it is missing or old.
 
-    Two writers minting at once collide on the primary key; the loser waits for
-    the winner's commit and takes its key.
+class KeyUnavailable(Unavailable):
+    """The credential's key cannot be used: retired, unknown, or from a forked ring."""
+
+    title = "Key version unavailable"
+
+
+class CredentialUndecryptableError(DomainError):
+    """The stored ciphertext failed authentication (altered, or moved to another row)."""
+
+    status = 500
+    title = "Credential cannot be decrypted"
+    permanent = True
+
+
+async def current_data_key(
+    conn: Connection, envelope: Envelope, org_id: str, *, encryptions: int = 1
+) -> DataKey:
+    """The org's data key for ``encryptions`` new seals, minting the next version when
+    the newest is missing, old, used up or below the fence.
+
+    Run inside the writer's transaction: the pick locks the fence row (shared)
+    and the key row (key share) until commit. Two writers minting at once
+    collide on the primary key; the loser takes the winner's key.
     """
-    stored = await keys_repo.newest_data_key(conn, org_id)
     envelope.refresh()
     try:
-        if stored is None or stored.kek_version < envelope.ring.active:
-            fresh = envelope.new_data_key(org_id, 1 if stored is None else stored.version + 1)
-            if await keys_repo.insert_data_key(conn, fresh):
-                stored = fresh
-            else:
-                stored = await keys_repo.newest_data_key(conn, org_id)
-        assert stored is not None
-        return envelope.unwrap(stored)
+        for _ in range(_ATTEMPTS):
+            pick = await keys_repo.pick_data_key(conn, org_id, envelope.policy.max_age_days)
+            ring = envelope.ring
+            if ring.active < pick.fence:
+                raise KeyRingError(
+                    f"key ring active version {ring.active} is below the fence {pick.fence}"
+                )
+            newest = pick.newest
+            if newest is not None and await _use(conn, envelope, pick, newest, encryptions):
+                return envelope.unwrap(newest.key)
+            minted = await _mint(conn, envelope, org_id, newest, encryptions)
+            if minted is not None:
+                return envelope.unwrap(minted)
+        raise KeyRingError("data key contention: no usable data key after retries")
     except KeyRingError as exc:
         raise key_unavailable(exc) from None
+
+
+async def _use(
+    conn: Connection, envelope: Envelope, pick: KeyPick, newest: StoredDataKey, count: int
+) -> bool:
+    """Take ``count`` encryptions of ``newest`` if it may still seal."""
+    key, policy = newest.key, envelope.policy
+    retired = (
+        key.kek_version < max(envelope.ring.active, pick.fence)
+        or newest.expired
+        or newest.encryptions >= policy.max_encryptions
+    )
+    if retired:
+        return False
+    if envelope.take_encryption(key.org_id, key.version, count):
+        return True
+    block = max(policy.block, count)
+    total = await keys_repo.reserve_encryptions(conn, key.org_id, key.version, block)
+    if total is None or total > policy.max_encryptions:
+        return False  # dropped meanwhile, or its share is used up: mint the next one
+    envelope.grant_encryptions(key.org_id, key.version, block - count)
+    return True
+
+
+async def _mint(
+    conn: Connection,
+    envelope: Envelope,
+    org_id: str,
+    newest: StoredDataKey | None,
+    count: int,
+) -> WrappedDataKey | None:
+    """Insert the next version under the active KEK; None when another writer won."""
+    fresh = envelope.new_data_key(org_id, 1 if newest is None else newest.key.version + 1)
+    block = max(envelope.policy.block, count)
+    if not await keys_repo.insert_data_key(conn, fresh, encryptions=block):
+        return None
+    envelope.grant_encryptions(org_id, fresh.version, block - count)
+    log.info(
+        "data_key_minted",
+        org_id=org_id,
+        version=fresh.version,
+        kek_version=fresh.kek_version,
+        previous_encryptions=None if newest is None else newest.encryptions,
+    )
+    return fresh
 
 
 def decrypt(envelope: Envelope, secret: SecretRow) -> bytes:
@@ -51,22 +134,71 @@ def decrypt(envelope: Envelope, secret: SecretRow) -> bytes:
 
 
 def open_secret(envelope: Envelope, secret: SecretRow) -> bytes:
-    """``decrypt`` for a request: failures become 5xx problems that reveal nothing."""
+    """``decrypt`` for a request: failures become domain errors that reveal nothing."""
     row = secret.row
     try:
-        return decrypt(envelope, secret)
+        key = envelope.unwrap(secret.data_key)
+    except (KeyRingError, DecryptionError) as exc:
+        raise key_unavailable(exc, row.id) from None
+    try:
+        return envelope.open_credential(key, secret.sealed, row.org_id, row.id, row.version)
     except KeyRingError as exc:
         raise key_unavailable(exc, row.id) from None
     except DecryptionError:
         log.error("credential_decryption_failed", credential_id=str(row.id))
-        raise ProblemError(
-            500, "Credential cannot be decrypted", "The stored ciphertext failed authentication."
-        ) from None
+        raise CredentialUndecryptableError("The stored ciphertext failed authentication.") from None
 
 
-def key_unavailable(exc: KeyRingError, credential_id: UUID | None = None) -> ProblemError:
-    """503 until the key ring loads; 500 for a retired or unknown key version."""
+def key_unavailable(exc: Exception, credential_id: UUID | None = None) -> Unavailable:
+    """503 until the key ring loads; 503 ``Key version unavailable`` for a key this
+    ring cannot open (retired, unknown, forked): an operator must act, then it works."""
     if isinstance(exc, KeyRingNotLoadedError):
-        return ProblemError(503, "Service Unavailable", "The key ring is not loaded yet.")
+        return Unavailable("The key ring is not loaded yet.", retry_after=5)
     log.error("key_version_unavailable", credential_id=str(credential_id), reason=str(exc))
-    return ProblemError(500, "Key version unavailable", "The credential's key is not usable.")
+    return KeyUnavailable("The credential's key is not usable.")
+
+
+def default_replica_id() -> str:
+    """Host and pid: unique per process, readable in a refusal message."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def load_keyring(pool: asyncpg.Pool, keys: KeyStore) -> bool:
+    """Verify against the database's KCVs and (re)load a changed ring file.
+
+    True when a new ring was adopted. A refused or unreadable file is logged and
+    kept out; the ring already loaded keeps serving and ``keys.status()`` says why.
+    """
+    keys.know_checks(await keys_repo.kek_checks(pool))
+    try:
+        adopted = keys.reload_if_changed()
+    except KeyRingError as exc:
+        log.warning("keyring_refused", reason=str(exc), serving=keys.loaded)
+        return False
+    if adopted:
+        ring = keys.ring
+        log.info("keyring_loaded", active=ring.active, min=ring.min_decrypt_version)
+    return adopted
+
+
+async def heartbeat(pool: asyncpg.Pool, replica_id: str, keys: KeyStore) -> None:
+    """Report the ring this replica holds (nothing while none is loaded)."""
+    if keys.loaded:
+        ring = keys.ring
+        await keys_repo.heartbeat(
+            pool, replica_id, ring.active, ring.min_decrypt_version, ring.checks
+        )
+
+
+async def report_ring_version(
+    pool: asyncpg.Pool, replica_id: str, keys: KeyStore, interval: float = 5.0
+) -> None:
+    """Background task: every ``interval`` seconds load a changed ring (verified) and
+    report the one held. A database error is logged and retried next round."""
+    while True:
+        try:
+            await load_keyring(pool, keys)
+            await heartbeat(pool, replica_id, keys)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("keyring_heartbeat_failed", error=type(exc).__name__)
+        await asyncio.sleep(interval)

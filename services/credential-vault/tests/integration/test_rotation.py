@@ -59,7 +59,7 @@ async def test_rotate_rewrap_and_retire(
         created["basic-auth"],
     )
 
-    assert (await run_cli("rotate-key", *keyring)).exit_code == 0
+    assert (await run_cli("rotate-key", *keyring, *schema)).exit_code == 0
     await wait_for_ring(vault, active=2, minimum=1)
     fresh = (await vault.create("string", {"value": "after rotation"}))["id"]
     versions = dict(
@@ -104,8 +104,9 @@ async def test_rotate_rewrap_and_retire(
 
 async def test_commands_refuse_without_a_key_ring(tmp_path: Path) -> None:
     missing = tmp_path / "absent.json"
-    assert (await run_cli("rotate-key", "--keyring-file", str(missing))).exit_code == 1
+    offline = ["--offline", "--keyring-file", str(missing)]
+    assert (await run_cli("rotate-key", *offline)).exit_code == 1
     assert (await run_cli("init-keyring", "--keyring-file", str(missing))).exit_code == 0
     assert (await run_cli("init-keyring", "--keyring-file", str(missing))).exit_code == 1
-    assert (await run_cli("rotate-key", "--keyring-file", str(missing))).exit_code == 0
+    assert (await run_cli("rotate-key", *offline)).exit_code == 0
     assert load_keyring_file(missing).active == 2

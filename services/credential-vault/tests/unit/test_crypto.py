@@ -6,6 +6,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from credential_vault import crypto
 from credential_vault.crypto import DecryptionError, Envelope, Sealed
 from credential_vault.keyring import (
     KeyRing,
@@ -150,10 +151,36 @@ class TestEnvelope:
         assert stored.kek_version == 2
         assert Envelope(stale).unwrap(stored).kek_version == 2
 
-    def test_nonces_differ(self) -> None:
+    def test_nonces_never_repeat_over_many_seals(self) -> None:
+        nonces, bodies = _seal_many(2000)
+        assert len(set(nonces)) == len(nonces)
+        assert len(set(bodies)) == len(bodies)  # same plaintext and AAD: still all different
+
+    def test_the_uniqueness_check_catches_a_fixed_nonce(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(crypto.os, "urandom", lambda n: bytes(n))
+        nonces, bodies = _seal_many(3)
+        assert len(set(nonces)) == 1
+        assert len(set(bodies)) == 1
+
+    def test_the_stored_nonce_is_the_one_used(self) -> None:
         envelope, _ = _envelope(KeyRing.generate())
         key = envelope.unwrap(envelope.new_data_key("org-a", 1))
         cid = uuid4()
-        first = envelope.seal_credential(key, "org-a", cid, 1, b"x")
-        second = envelope.seal_credential(key, "org-a", cid, 1, b"x")
-        assert first.ciphertext[:12] != second.ciphertext[:12]
+        sealed = envelope.seal_credential(key, "org-a", cid, 1, b"x")
+        nonce = bytearray(sealed.ciphertext[: crypto.NONCE_BYTES])
+        nonce[0] ^= 1
+        moved = Sealed(1, 1, bytes(nonce) + sealed.ciphertext[crypto.NONCE_BYTES :])
+        with pytest.raises(DecryptionError):
+            envelope.open_credential(key, moved, "org-a", cid, 1)
+
+
+def _seal_many(count: int) -> tuple[list[bytes], list[bytes]]:
+    """Seal the same plaintext for the same row ``count`` times: (nonces, ciphertexts)."""
+    envelope, _ = _envelope(KeyRing.generate())
+    key = envelope.unwrap(envelope.new_data_key("org-a", 1))
+    cid = uuid4()
+    sealed = [envelope.seal_credential(key, "org-a", cid, 1, b"x") for _ in range(count)]
+    split = crypto.NONCE_BYTES
+    return [s.ciphertext[:split] for s in sealed], [s.ciphertext[split:] for s in sealed]
