@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from plugboard_servicekit.auth import Caller, generate_keypair, mint_token
-from plugboard_servicekit.errors import Forbidden
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from plugboard_servicekit.auth import Caller, TokenVerifier, generate_keypair, mint_token
+from plugboard_servicekit.errors import Forbidden, Unauthorized
 
 from .http_app import ORG, PRIVATE_PEM, PUBLIC_PEM, bearer, build_app, client_for, token
 
@@ -200,3 +202,20 @@ def test_caller_helpers():
     assert caller.service is None
     with pytest.raises(Forbidden):
         caller.ensure_org("other")
+
+
+def _jwt_like() -> st.SearchStrategy[str]:
+    segment = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+    encoded = st.binary(max_size=80).map(_b64)
+    part = st.one_of(segment, encoded, st.just(_b64(b'{"alg":"EdDSA"}')))
+    return st.lists(part, min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(token_text=st.one_of(st.text(max_size=200), _jwt_like()))
+def test_any_token_text_is_a_401_never_an_error(token_text: str):
+    verifier = TokenVerifier(
+        PUBLIC_PEM, audience="demo", trusted_services=frozenset({"peer"}), peer_keys=lambda _: None
+    )
+    with pytest.raises(Unauthorized):
+        verifier.verify(token_text)

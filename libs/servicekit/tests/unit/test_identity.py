@@ -5,7 +5,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from plugboard_servicekit.auth import TokenVerifier, generate_keypair
+from plugboard_servicekit.auth import TokenVerifier, generate_keypair, mint_token
 from plugboard_servicekit.errors import Unauthorized, Unavailable
 from plugboard_servicekit.identity import SERVICE_TOKEN_TTL_SECONDS, ServiceIdentity
 
@@ -102,3 +102,30 @@ def test_a_peer_key_installed_later_is_found(tmp_path: Path):
     write_keys(tmp_path, "broker")
     assert identity.peer_key("broker") is not None
     assert identity.peers_status(["broker"]) == "ok"
+
+
+def test_trusted_peer_without_its_public_key_is_401(tmp_path: Path):
+    write_keys(tmp_path, "broker")
+    token = ServiceIdentity.load("broker", tmp_path).token(audience="vault", org="o", scopes=[])
+    (tmp_path / "broker.pub.pem").unlink()
+    receiver = ServiceIdentity.load("vault", tmp_path)
+    verifier = TokenVerifier(
+        None, audience="vault", trusted_services=frozenset({"broker"}), peer_keys=receiver.peer_key
+    )
+    with pytest.raises(Unauthorized) as raised:
+        verifier.verify(token)
+    assert raised.value.detail == "The calling service's key is not available."
+
+
+def test_service_token_whose_subject_is_not_its_issuer_is_401(tmp_path: Path):
+    write_keys(tmp_path, "broker")
+    private_pem = (tmp_path / "broker.pem").read_text()
+    forged = mint_token(
+        private_pem, sub="user-1", org="o", scopes=[], issuer="service:broker", audience="vault"
+    )
+    receiver = ServiceIdentity.load("vault", tmp_path)
+    verifier = TokenVerifier(
+        None, audience="vault", trusted_services=frozenset({"broker"}), peer_keys=receiver.peer_key
+    )
+    with pytest.raises(Unauthorized):
+        verifier.verify(forged)
