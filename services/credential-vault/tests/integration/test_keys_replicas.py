@@ -96,7 +96,9 @@ async def test_a_lagging_replica_fences_min_version_and_the_drop(
     async with pool.acquire() as conn:
         await write_credential(conn, stale, "org-a")  # still sealing under version 1
 
-    with pytest.raises(RotationRefusedError, match="replica replica-stale holds active key version 1"):
+    with pytest.raises(
+        RotationRefusedError, match="replica replica-stale holds active key version 1"
+    ):
         await rewrap(pool, fresh)
     assert await pool.fetchval("SELECT count(*) FROM data_keys WHERE kek_version = 1") == 1
     with pytest.raises(RotationRefusedError, match="replica-stale"):
@@ -118,7 +120,9 @@ async def test_a_replica_holding_a_forked_ring_is_named(
     save_keyring(fork, load_keyring_file(ring_file).rotated())
     await rotate_key(ring_file, pool)
     await heartbeat(pool, "replica-forked", replica(fork).keys)
-    with pytest.raises(RotationRefusedError, match="replica-forked holds a different key version 2"):
+    with pytest.raises(
+        RotationRefusedError, match="replica-forked holds a different key version 2"
+    ):
         await set_min_version(pool, ring_file, 1)
 
 
