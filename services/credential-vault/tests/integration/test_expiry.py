@@ -46,7 +46,8 @@ async def test_two_replicas_expire_each_credential_exactly_once(
     async with reader, start_vault(racing) as first, start_vault(racing) as second:
         ids = await create_many(first, EXPIRING // 2) + await create_many(second, EXPIRING // 2)
         keeper = (await first.create("string", {"value": "stays"}))["id"]
-        extra_pools = [await db.create_pool(first.settings.database_url, first.schema) for _ in range(2)]
+        role_dsn = first.settings.database_url
+        extra_pools = [await db.create_pool(role_dsn, first.schema) for _ in range(2)]
         await first.pool.execute(
             "UPDATE credentials SET expires_at = now() + interval '1 second' WHERE id = ANY($1)",
             ids,
@@ -94,8 +95,7 @@ async def test_expired_is_gone_for_readers_before_the_sweep(
             async with admin.transaction():
                 await admin.execute("SET LOCAL session_replication_role = replica")
                 await admin.execute(
-                    "UPDATE credentials SET expires_at = now() + interval '1 second'"
-                    " WHERE id = $1",
+                    "UPDATE credentials SET expires_at = now() + interval '1 second' WHERE id = $1",
                     created_id,
                 )
         finally:
