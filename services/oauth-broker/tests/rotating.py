@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import uvicorn
 from plugboard_servicekit.embedded import free_port
@@ -70,8 +71,7 @@ class RotatingEndpoint:
                 return JSONResponse({"error": "slow_down"}, 429, {"Retry-After": "1"})
             if self.latency:
                 await asyncio.sleep(self.latency)
-            form = await request.form()
-            return self._answer({k: str(v) for k, v in form.items()})
+            return self._answer(await _form(request))
         finally:
             self.active -= 1
 
@@ -109,12 +109,17 @@ class RotatingEndpoint:
         return body
 
     async def revoke(self, request: Request) -> Response:
-        form = await request.form()
-        self.revocations.append(str(form.get("token", "")))
-        family = self.by_token.get(str(form.get("token", "")))
+        form = await _form(request)
+        self.revocations.append(form.get("token", ""))
+        family = self.by_token.get(form.get("token", ""))
         if family is not None:
             family.revoked = True
         return Response(status_code=200)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """application/x-www-form-urlencoded without python-multipart."""
+    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
 
 
 @asynccontextmanager

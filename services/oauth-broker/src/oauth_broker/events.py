@@ -23,13 +23,15 @@ SOURCE = "oauth-broker"
 
 
 async def record_permanent_failure(
-    pool: asyncpg.Pool, row: TokenRow, owner: str, error: str
+    pool: asyncpg.Pool, row: TokenRow, owner: str, error: str, version: int
 ) -> None:
     """Mark the credential failed and announce it, once: a credential already failed
-    (or whose lease this process lost) matches no row and publishes nothing."""
+    (or whose lease this process lost) matches no row and publishes nothing. The
+    version the failure was seen on is recorded, so the event of that same version
+    arriving late does not count as a change that revives the credential."""
     async with pool.acquire() as conn, conn.transaction():
         attempts = await conn.fetchval(
-            repo.RECORD_PERMANENT, row.credential_id, owner, row.fencing, error
+            repo.RECORD_PERMANENT, row.credential_id, owner, row.fencing, error, version
         )
         if attempts is None:
             return

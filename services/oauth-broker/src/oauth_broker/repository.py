@@ -135,7 +135,8 @@ RETURNING attempts"""
 
 RECORD_PERMANENT = f"""
 UPDATE tokens SET attempts = attempts + 1, status = 'failed', due_at = NULL, retry_at = NULL,
-       last_error = $4, lease_owner = NULL, lease_until = NULL
+       last_error = $4, lease_owner = NULL, lease_until = NULL,
+       vault_version = GREATEST(vault_version, $5)
  WHERE {_OWNED} AND status = 'active'
 RETURNING attempts"""
 

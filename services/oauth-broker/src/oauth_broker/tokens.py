@@ -331,7 +331,8 @@ class TokenKeeper:
                 retry_after=max(int(delay.total_seconds()), 1),
                 error=failure.error,
             )
-        await record_permanent_failure(self._pool, row, self.owner, failure.error)
+        seen = revealed.version if revealed is not None else row.vault_version
+        await record_permanent_failure(self._pool, row, self.owner, failure.error, seen)
         raise permanently_failed(failure.error)
 
     def _during_backoff_ok(self, current: Issued) -> bool:

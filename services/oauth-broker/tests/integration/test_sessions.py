@@ -141,7 +141,9 @@ async def test_wrong_issuer_is_rejected_and_publishes_failed(
         "SELECT status, code_verifier FROM sessions WHERE id = $1",
         UUID(started["sessionId"]),
     )
-    assert row is not None and row["status"] == "failed" and row["code_verifier"] is None
+    assert row is not None
+    assert row["status"] == "failed"
+    assert row["code_verifier"] is None
     assert await repo.get_redirects(broker.deps.pool, org) == [REDIRECT]
 
 
