@@ -202,6 +202,7 @@ async def test_postgres_starts_from_an_install_in_a_0700_checkout(
     if os.geteuid() == 0:
         assert not server.bin_dir.is_relative_to(private_checkout.parents[4])
         assert private_checkout.parents[4].stat().st_mode & 0o777 == 0o700  # left private
+        shutil.rmtree(server.bin_dir.parents[2])  # the mirror of this throwaway checkout
     else:
         assert server.bin_dir == private_checkout / "bin"
 
