@@ -10,13 +10,15 @@ import contextlib
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps' C quoting
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -307,9 +309,39 @@ def log_access(method: str, path: str, status: int, duration_ms: float) -> None:
     _merge_context(line)
     line["level"] = "info"
     line["logger"] = ACCESS_LOGGER
-    line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    line["timestamp"] = _timestamp()
     line["service"] = sink.service
-    _write(sink.handler, json.dumps(line, default=repr))
+    _write(sink.handler, _render(line))
+
+
+def _render(line: dict[str, Any]) -> str:
+    """``json.dumps(line, default=repr)``, byte for byte, with the C string quoting used
+    directly for the str, int and float values an access line holds."""
+    parts = []
+    for key, value in line.items():
+        kind = type(value)
+        if kind is str:
+            rendered = _quote(value)
+        elif kind is int:
+            rendered = int.__repr__(value)
+        elif kind is float and math.isfinite(value):
+            rendered = float.__repr__(value)
+        else:
+            rendered = json.dumps(value, default=repr)
+        parts.append(f"{_quote(key)}: {rendered}")
+    return "{" + ", ".join(parts) + "}"
+
+
+_stamp = [0, ""]  # (second, its ISO prefix): strftime once a second, not per line
+
+
+def _timestamp() -> str:
+    """``datetime.now(UTC).isoformat()`` with ``Z``, as structlog's TimeStamper writes it."""
+    now = time.time()
+    second = int(now)
+    if _stamp[0] != second:
+        _stamp[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_stamp[1]}.{int((now - second) * 1_000_000):06d}Z"
 
 
 def _merge_context(line: dict[str, Any]) -> None:
