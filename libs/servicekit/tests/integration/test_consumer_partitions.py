@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 from plugboard_contracts.envelope import CloudEvent
-from plugboard_servicekit.consumer import EventConsumer, on
+from plugboard_servicekit.consumer import EventConsumer, Handler, on
 from plugboard_servicekit.db import Connection
 
 from .conftest import consumer_for, make_event, produce, record_effect, wait_until
@@ -94,11 +94,19 @@ async def test_revoked_partitions_stop_their_work(
             raise
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    timings = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
-    a = EventConsumer(effects_db, kafka_bootstrap, group, None, [on(topic, hang)], **timings)
-    b = EventConsumer(
-        effects_db, kafka_bootstrap, group, None, [on(topic, record_effect)], **timings
-    )
+
+    def member(handler: Handler[None]) -> EventConsumer[None]:
+        return EventConsumer(
+            effects_db,
+            kafka_bootstrap,
+            group,
+            None,
+            [on(topic, handler)],
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=300,
+        )
+
+    a, b = member(hang), member(record_effect)
     for n in range(3):  # one record per partition, seq = its partition
         await produce(kafka_bootstrap, topic, [make_event(topic, f"p{n}", n)], partition=n)
     await a.start()
