@@ -18,16 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from uuid import UUID
 
 import asyncpg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import DomainError, Unavailable
 from plugboard_servicekit.logging import get_logger
 
 from credential_vault import key_repository as keys_repo
-from credential_vault.crypto import DataKey, DecryptionError, Envelope, WrappedDataKey
+from credential_vault.crypto import (
+    DataKey,
+    DecryptionError,
+    Envelope,
+    WrappedDataKey,
+    data_key_aad,
+    open_sealed,
+)
 from credential_vault.key_repository import KeyPick, StoredDataKey
 from credential_vault.keyring import KeyRingError, KeyRingNotLoadedError, KeyStore
 from credential_vault.repository import SecretRow
@@ -159,8 +168,9 @@ def key_unavailable(exc: Exception, credential_id: UUID | None = None) -> Unavai
 
 
 def default_replica_id() -> str:
-    """Host and pid: unique per process, readable in a refusal message."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Host, pid and a random tag: unique per app instance (two in one process, as in
+    tests, must not share a heartbeat row), readable in a refusal message."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 async def load_keyring(pool: asyncpg.Pool, keys: KeyStore) -> bool:
@@ -169,7 +179,8 @@ async def load_keyring(pool: asyncpg.Pool, keys: KeyStore) -> bool:
     True when a new ring was adopted. A refused or unreadable file is logged and
     kept out; the ring already loaded keeps serving and ``keys.status()`` says why.
     """
-    keys.know_checks(await keys_repo.kek_checks(pool))
+    known = await keys_repo.kek_checks(pool)
+    keys.know_checks(known)
     try:
         adopted = keys.reload_if_changed()
     except KeyRingError as exc:
@@ -178,7 +189,30 @@ async def load_keyring(pool: asyncpg.Pool, keys: KeyStore) -> bool:
     if adopted:
         ring = keys.ring
         log.info("keyring_loaded", active=ring.active, min=ring.min_decrypt_version)
+    if keys.loaded:
+        await _backfill_legacy_checks(pool, keys, known)
     return adopted
+
+
+async def _backfill_legacy_checks(
+    pool: asyncpg.Pool, keys: KeyStore, known: dict[int, str]
+) -> None:
+    """Data keys from before check values existed: once one under a version opens with
+    this ring's key, that key's check is registered and stamped on all of them."""
+    ring = keys.ring
+    for version in sorted(set(ring.keys) - set(known)):
+        if version < ring.min_decrypt_version:
+            continue
+        sample = await keys_repo.legacy_data_key(pool, version)
+        if sample is None:
+            continue
+        try:
+            aad = data_key_aad(sample.org_id, sample.version)
+            open_sealed(AESGCM(ring.kek(version)), sample.wrapped, aad)
+        except DecryptionError:
+            log.error("keyring_legacy_data_key_mismatch", kek_version=version)
+            continue
+        await keys_repo.backfill_checks(pool, version, ring.checks[version])
 
 
 async def heartbeat(pool: asyncpg.Pool, replica_id: str, keys: KeyStore) -> None:

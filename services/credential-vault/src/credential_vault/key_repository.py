@@ -7,6 +7,7 @@ data-key helpers and the operator commands use it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,6 +163,38 @@ async def release_kek_version(conn: Executor, version: int, check: str) -> None:
     """Undo a claim whose ring file could not be written (only while nothing uses it)."""
     args = (version, check)
     await conn.execute(RELEASE_KEK_VERSION, *args)
+
+
+LEGACY_DATA_KEY = """
+SELECT org_id, version, wrapped FROM data_keys
+WHERE kek_version = $1 AND kek_check IS NULL LIMIT 1
+"""
+
+
+async def legacy_data_key(conn: Executor, kek_version: int) -> WrappedDataKey | None:
+    """A data key under ``kek_version`` written before check values existed."""
+    args = (kek_version,)
+    record = await conn.fetchrow(LEGACY_DATA_KEY, *args)
+    if record is None:
+        return None
+    return WrappedDataKey(record["org_id"], record["version"], kek_version, record["wrapped"])
+
+
+BACKFILL_CHECKS = """
+WITH claimed AS (
+    INSERT INTO kek_versions (version, kek_check) VALUES ($1, $2) ON CONFLICT DO NOTHING
+)
+UPDATE data_keys SET kek_check = $2 WHERE kek_version = $1 AND kek_check IS NULL
+"""
+
+
+async def backfill_checks(conn: Executor, kek_version: int, check: str) -> None:
+    """Register ``check`` for ``kek_version`` and stamp the data keys written before
+    check values existed (only after one of them opened under that key)."""
+    args = (kek_version, check)
+    # another check registered meanwhile trips the foreign key: the next load compares
+    with contextlib.suppress(asyncpg.ForeignKeyViolationError):
+        await conn.execute(BACKFILL_CHECKS, *args)
 
 
 HEARTBEAT = """

@@ -227,3 +227,23 @@ async def test_a_replica_loads_a_rotation_only_when_it_matches_the_database(
     assert not await load_keyring(pool, running.keys)
     assert running.keys.ring.active == 3
     assert "key version 3 changed" in (running.keys.status() or "")
+
+
+async def test_data_keys_from_before_checks_get_the_ring_s_check_once_one_opens(
+    pool: asyncpg.Pool, ring_file: Path, tmp_path: Path
+) -> None:
+    running = replica(ring_file)
+    legacy = running.new_data_key("org-a", 1)
+    await pool.execute(  # as written before migration 0002: no check value
+        "INSERT INTO data_keys (org_id, version, kek_version, wrapped) VALUES ('org-a', 1, 1, $1)",
+        legacy.wrapped,
+    )
+    other = tmp_path / "other.json"
+    generate_keyring_file(other)  # another key under version 1: must not claim it
+    await load_keyring(pool, replica(other).keys)
+    assert await keys_repo.kek_checks(pool) == {}
+
+    await load_keyring(pool, running.keys)
+    check = running.keys.ring.checks[1]
+    assert await keys_repo.kek_checks(pool) == {1: check}
+    assert await pool.fetchval("SELECT kek_check FROM data_keys") == check
