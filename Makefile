@@ -45,8 +45,11 @@ fmt: install ## Format and auto-fix
 schemas: install ## Export the event JSON Schemas and asyncapi.yaml (refuses breaking changes)
 	$(UV) run --frozen python -m plugboard_contracts.export_schemas
 
-bench: install ## Run the benchmarks (each prints JSON)
+bench: install ## Run the benchmarks (each prints JSON; installs wrk with apt-get when missing)
+	@command -v wrk >/dev/null || { sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update && $$sudo apt-get install -y wrk; }
 	$(UV) run --frozen python bench/outbox_relay.py
+	$(UV) run --frozen python bench/http_path.py
 	$(UV) run --frozen python bench/vault.py
 
 clean: ## Remove the environment and the dev state
