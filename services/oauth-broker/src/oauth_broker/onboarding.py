@@ -29,6 +29,10 @@ class Created:
 
 
 def _refused(failure: TokenFailureError) -> Exception:
+    if failure.error == "egress_refused":
+        return Invalid(
+            "The token URL is not allowed (https to a public address only).", error=failure.error
+        )
     if failure.retryable:
         return Unavailable(
             "The provider is failing; try again later.",

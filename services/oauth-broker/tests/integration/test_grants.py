@@ -1,0 +1,154 @@
+"""Non-interactive grants and refresh against the real OAuth server process, and the
+SSRF guard at the service's edge."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
+from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_servicekit.testing import Canary, OAuthServer, ServiceProcesses
+
+from ..conftest import Broker, headers, new_org, seed_config
+
+pytestmark = pytest.mark.integration
+
+
+async def client_secret(
+    vault: ServiceProcesses, jwt_keys: tuple[str, str], org: str, secret: str
+) -> UUID:
+    """The app's client secret, where the registry would have put it: the vault."""
+    async with httpx.AsyncClient(base_url=vault.url("credential-vault")) as client:
+        response = await client.post(
+            "/v1/credentials",
+            json={"name": "mock client", "type": "oauth2-client",
+                  "data": {"clientId": "plugboard-test", "clientSecret": secret}},
+            headers=headers(jwt_keys, org, "credentials:write"),
+        )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return UUID(response.json()["id"])
+
+
+def settings_for(server: OAuthServer | str, **overrides: Any) -> OAuth2Settings:
+    token_url = server if isinstance(server, str) else server.token_url
+    values: dict[str, Any] = {
+        "grant_type": GrantType.CLIENT_CREDENTIALS,
+        "token_url": token_url,
+        "client_id": "plugboard-test",
+        "token_endpoint_auth_method": TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+        "scopes": ["read"],
+        **overrides,
+    }
+    return OAuth2Settings(**values)
+
+
+async def grant(broker: Broker, jwt_keys: tuple[str, str], org: str, settings: OAuth2Settings,
+                **body: Any) -> httpx.Response:  # fmt: skip
+    connector, config = await seed_config(broker, org, settings)
+    payload = {"connectorId": str(connector), "authSchemeConfigId": config, **body}
+    return await broker.post("/v1/oauth/grants", json=payload,
+                             headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+
+
+async def test_client_credentials_then_refresh_by_asking_again(
+    broker: Broker,
+    oauth_server: OAuthServer,
+    jwt_keys: tuple[str, str],
+    vault_process: ServiceProcesses,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    org = new_org()
+    secret = "client-secret-canary-5d1f"
+    settings = settings_for(oauth_server, client_secret_credential_id=await client_secret(
+        vault_process, jwt_keys, org, secret))  # fmt: skip
+    created = await grant(broker, jwt_keys, org, settings, grantType="client_credentials")
+    assert created.status_code == 201, created.text
+    cid = created.json()["credentialId"]
+    first = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
+                              headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    version = await _version(broker, cid)
+    forced = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
+                               params={"forceRefresh": "true"},
+                               headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    assert first.status_code == forced.status_code == 200
+    assert await _version(broker, cid) == version + 1  # a new token was fetched and stored
+    logs = capfd.readouterr().out + vault_process.log("credential-vault")
+    Canary(secret).assert_absent(logs=logs, bodies=[created, first, forced])
+    Canary(forced.json()["accessToken"]).assert_absent(logs=logs, bodies=[created])
+
+
+async def test_password_grant_works_with_a_deprecation_warning_and_refreshes(
+    broker: Broker,
+    oauth_server: OAuthServer,
+    jwt_keys: tuple[str, str],
+    vault_process: ServiceProcesses,
+) -> None:
+    org = new_org()
+    async with httpx.AsyncClient(base_url=vault_process.url("credential-vault")) as vault:
+        source = await vault.post(
+            "/v1/credentials",
+            json={"name": "seed user", "type": "oauth2-password",
+                  "data": {"username": "jane", "password": "pw-canary-77",
+                           "clientId": "plugboard-test", "clientSecret": "s"}},
+            headers=headers(jwt_keys, org, "credentials:write"),
+        )  # fmt: skip
+    assert source.status_code == 201, source.text
+    created = await grant(
+        broker,
+        jwt_keys,
+        org,
+        settings_for(oauth_server, grant_type=GrantType.PASSWORD),
+        grantType="password",
+        sourceCredentialId=source.json()["id"],
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["Deprecation"] == "true"
+    cid = created.json()["credentialId"]
+    version = await _version(broker, cid)
+    refreshed = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
+                                  params={"forceRefresh": "true"},
+                                  headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    assert refreshed.status_code == 200, refreshed.text
+    assert await _version(broker, cid) == version + 1
+
+
+async def _version(broker: Broker, cid: str) -> int:
+    return await broker.deps.pool.fetchval(
+        "SELECT vault_version FROM tokens WHERE credential_id = $1", UUID(cid)
+    )
+
+
+async def test_import_refreshes_once_against_the_mock_server(
+    broker: Broker, oauth_server: OAuthServer, jwt_keys: tuple[str, str]
+) -> None:
+    org = new_org()
+    connector, config = await seed_config(
+        broker, org, settings_for(oauth_server, grant_type=GrantType.AUTHORIZATION_CODE)
+    )
+    imported = await broker.post(
+        "/v1/oauth/tokens:import",
+        json={"connectorId": str(connector), "authSchemeConfigId": config,
+              "refreshToken": "imported-refresh-canary"},
+        headers=headers(jwt_keys, org, "oauth:tokens"),
+    )  # fmt: skip
+    assert imported.status_code == 201, imported.text
+    Canary("imported-refresh-canary").assert_absent(bodies=[imported])
+
+
+@pytest.mark.parametrize(
+    "token_url",
+    ["https://127.0.0.1:1/token", "https://169.254.169.254/token", "https://10.0.0.1/token",
+     "https://localhost:1/token", "https://[::ffff:127.0.0.1]:1/token", "http://example.com/token"],
+)  # fmt: skip
+async def test_ssrf_targets_are_refused_outside_the_allow_list(
+    start_broker: Any, jwt_keys: tuple[str, str], token_url: str
+) -> None:
+    org = new_org()
+    async with start_broker(egress_allow="") as strict:
+        answer = await grant(strict, jwt_keys, org, settings_for(token_url),
+                             grantType="client_credentials")  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "egress_refused"
