@@ -96,14 +96,17 @@ def service_env(entry: ServiceEntry, plan: StackPlan) -> dict[str, str]:
 
 
 async def provision(
-    admin_dsn: str, bootstrap: str, console: Console | None = None
+    admin_dsn: str,
+    bootstrap: str,
+    console: Console | None = None,
+    entries: Sequence[ServiceEntry] = SERVICES,
 ) -> dict[str, str]:
     """Topics and schemas, before any service starts; returns each service's DSN."""
     console = console or Console(file=io.StringIO())
     created = await create_topics(bootstrap)
     console.print(f"[green]✓[/] topics: {len(created)} created")
     with migration_progress(console) as progress:
-        return await migrate_services(admin_dsn, SERVICES, progress)
+        return await migrate_services(admin_dsn, entries, progress)
 
 
 def spawn_services(supervisor: Supervisor, plan: StackPlan, log_dir: Path) -> dict[str, str]:

@@ -68,12 +68,13 @@ def _write_platform_keys(state_dir: Path, jwt_keys: tuple[str, str]) -> None:
     (state_dir / PUBLIC_KEY_NAME).write_text(jwt_keys[1], encoding="utf-8")
 
 
-def _provision(admin_dsn: str, bootstrap: str) -> dict[str, str]:
+def _provision(admin_dsn: str, bootstrap: str, entries: Any) -> dict[str, str]:
     """In a thread of its own: the caller's event loop (pytest-asyncio's) stays untouched."""
     from plugboard_cli.stack import provision
 
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, provision(admin_dsn, bootstrap)).result()
+        work = provision(admin_dsn, bootstrap, entries=entries)
+        return pool.submit(asyncio.run, work).result()
 
 
 @contextlib.contextmanager
@@ -97,10 +98,10 @@ def start_service_processes(
     _write_platform_keys(state_dir, jwt_keys)
     keys = ensure_keys(state_dir)
     files = StackFiles(keys.public, keys.keyring, ensure_service_keys(state_dir / "service-keys"))
-    dsns = _provision(admin_dsn, bootstrap)
-    wanted = [entry for name in services or [] for entry in select_services(name)]
+    wanted = [entry for name in services or [] for entry in select_services(name)] or SERVICES
+    dsns = _provision(admin_dsn, bootstrap, wanted)
     ports = {entry.name: free_port() for entry in SERVICES}
-    plan = StackPlan(dsns, bootstrap, files, ports, dict(extra_env or {}), wanted or SERVICES)
+    plan = StackPlan(dsns, bootstrap, files, ports, dict(extra_env or {}), wanted)
     supervisor = Supervisor(grace=10.0)
     try:
         urls = spawn_services(supervisor, plan, state_dir / "logs")
