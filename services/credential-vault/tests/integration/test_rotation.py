@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from credential_vault.cli import app as vault_cli
 from credential_vault.crypto import Envelope
-from credential_vault.keyring import KeyStore, load_keyring_file
+from credential_vault.keyring import KeyStore, load_keyring_file, save_keyring
 from credential_vault.rotation import rewrap_batch
 from typer.testing import CliRunner, Result
 
@@ -31,7 +31,7 @@ async def key_versions(vault: Vault) -> list[tuple[int, int]]:
 
 
 async def wait_for_ring(vault: Vault, active: int, minimum: int) -> None:
-    keys: KeyStore = vault.app.state.runtime.state["keystore"]
+    keys: KeyStore = vault.deps.keys
 
     async def reloaded() -> bool:
         return (keys.ring.active, keys.ring.min_decrypt_version) == (active, minimum)
@@ -99,7 +99,41 @@ async def test_rotate_rewrap_and_retire(
         old["ciphertext"],
     )
     retired = await vault.reveal(created["basic-auth"])
-    assert (retired.status_code, retired.json()["title"]) == (500, "Key version unavailable")
+    assert (retired.status_code, retired.json()["title"]) == (503, "Key version unavailable")
+
+
+async def test_a_forked_ring_file_is_refused_and_the_vault_keeps_serving(
+    vault: Vault,
+    keyring_file: Path,
+    tmp_path: Path,
+    postgres_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two rotate-key runs from the same base file: the second is refused; a forked
+    file copied over the ring anyway is refused at reload and the old ring serves."""
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    stale_copy = tmp_path / "operator-b.json"
+    stale_copy.write_text(keyring_file.read_text())
+    schema = ["--schema", vault.schema]
+    assert (
+        await run_cli("rotate-key", "--keyring-file", str(keyring_file), *schema)
+    ).exit_code == 0
+    await wait_for_ring(vault, active=2, minimum=1)
+    created = (await vault.create("string", {"value": "sealed under v2"}))["id"]
+
+    second = await run_cli("rotate-key", "--keyring-file", str(stale_copy), *schema)
+    assert second.exit_code == 1
+    assert "stale copy" in " ".join(second.output.split())
+    save_keyring(keyring_file, load_keyring_file(stale_copy).rotated())  # forced in anyway
+
+    async def refused() -> bool:
+        body = (await vault.client.get("/readyz")).json()
+        return "refused key ring file" in str(body)
+
+    await wait_until(refused, timeout=10)
+    assert "key version 2 changed" in (vault.deps.keys.status() or "")
+    assert (await vault.reveal(created)).json()["data"] == {"value": "sealed under v2"}
+    assert (await vault.create("string", {"value": "still writable"}))["version"] == 1
 
 
 async def test_commands_refuse_without_a_key_ring(tmp_path: Path) -> None:
