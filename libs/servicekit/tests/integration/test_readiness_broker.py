@@ -4,6 +4,7 @@ outbox meanwhile and drain when the broker is back."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,9 +20,10 @@ from plugboard_servicekit.testing.backends import BrokerProcess
 
 from .conftest import wait_until
 from .test_outbox_inbox import read_topic
-from .test_service_app import TOPIC, NotesDeps, notes_deps, notes_router
+from .test_service_app import NotesDeps, notes_deps, notes_router
 
 pytestmark = pytest.mark.integration
+TOPIC = f"test.outage-notes.{uuid.uuid4().hex[:8]}"
 
 
 @asynccontextmanager
@@ -34,7 +36,7 @@ async def notes_service(
         migrations=Path(__file__).parent / "app_migrations",
         settings_type=ServiceSettings,
         dependencies=notes_deps,
-        routers=[notes_router()],
+        routers=[notes_router(TOPIC)],
     )
     settings = ServiceSettings(
         database_url=dsn,

@@ -67,7 +67,7 @@ async def notes_deps(runtime: Runtime[ServiceSettings]) -> AsyncIterator[NotesDe
 WriteCall = Annotated[Call[NotesDeps], authorize("notes:write")]
 
 
-def notes_router() -> APIRouter:
+def notes_router(topic: str = TOPIC) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post("/notes", status_code=201)
@@ -76,7 +76,7 @@ def notes_router() -> APIRouter:
         event = CloudEvent[dict[str, Any]](
             id=uuid7(),
             source="demo",
-            type=TOPIC,
+            type=topic,
             subject=str(note_id),
             time=datetime.now(UTC),
             dataschema=None,
