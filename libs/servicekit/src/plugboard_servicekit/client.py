@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import structlog
@@ -30,6 +30,9 @@ from plugboard_servicekit import errors, metrics, telemetry
 from plugboard_servicekit.identity import ServiceIdentity
 from plugboard_servicekit.logging import get_logger
 from plugboard_servicekit.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from plugboard_servicekit.app import Runtime
 
 log = get_logger("plugboard.client")
 
@@ -95,10 +98,9 @@ class ServiceClient:
         )
 
     @classmethod
-    def to(cls, runtime: Any, service: str, **options: Any) -> ServiceClient:
-        """A client to ``service`` at its configured URL, signing as ``runtime``'s service.
-
-        ``runtime`` is the ``app.Runtime`` the service's ``dependencies`` receives."""
+    def to(cls, runtime: Runtime[Any], service: str, **options: Any) -> ServiceClient:
+        """A client to ``service`` (``credential-vault``, ...) at its configured URL
+        (``PLUGBOARD_<X>_URL``), signing as the service ``runtime`` belongs to."""
         return cls(service_url(runtime.settings, service), runtime.identity, service, **options)
 
     async def __aenter__(self) -> ServiceClient:

@@ -138,6 +138,9 @@ class ServiceIdentity:
 def _read_private_key(path: Path) -> Ed25519PrivateKey | None:
     try:
         pem = path.read_bytes()
+    except FileNotFoundError:
+        log.info("service_key_absent", path=str(path))  # fine unless it makes calls
+        return None
     except OSError as exc:
         log.warning("service_key_unreadable", path=str(path), error=type(exc).__name__)
         return None
