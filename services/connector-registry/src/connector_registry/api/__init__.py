@@ -1,0 +1,1 @@
+"""HTTP layer of the registry: thin routes over the use cases, wire schemas."""
