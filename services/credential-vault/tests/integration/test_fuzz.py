@@ -31,7 +31,7 @@ from .conftest import ALL_SCOPES, Vault, running_vault, snapshot
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 60
+EXAMPLES = 40
 
 text = st.text(st.characters(exclude_categories=()), max_size=40)
 """Any code point, control characters and lone surrogates included."""

@@ -38,7 +38,11 @@ def parse_id(raw: str) -> UUID:
 
 def if_match(call: Call[VaultDeps]) -> int | None:
     """The version ``If-Match`` names; ``*`` or absent: no condition."""
-    value = call.request.headers.get("if-match")
+    return parse_version_tag(call.request.headers.get("if-match"))
+
+
+def parse_version_tag(value: str | None) -> int | None:
+    """``If-Match`` as a credential version; a 412 problem for anything else."""
     if value is None or value.strip() == "*":
         return None
     match = _VERSION_TAG.fullmatch(value.strip())
