@@ -38,26 +38,14 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from plugboard_contracts.envelope import CloudEvent
-from plugboard_contracts.topics import CATALOGUE, dlq_topic
+from plugboard_contracts.topics import CATALOGUE
 from pydantic import BaseModel, ValidationError
 
 from plugboard_servicekit import kafka, metrics, telemetry
-from plugboard_servicekit.db import TRANSIENT_ERRORS, Connection, is_transient
+from plugboard_servicekit.db import Connection, is_transient
 from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
 from plugboard_servicekit.tasks import cancel_and_wait, close_within
-
-__all__ = [
-    "TRANSIENT_ERRORS",
-    "BatchHandler",
-    "Event",
-    "EventConsumer",
-    "Handler",
-    "Subscription",
-    "describe_error",
-    "on",
-    "on_batch",
-]
 
 DepsT = TypeVar("DepsT")
 Event = CloudEvent[dict[str, Any]]
@@ -334,14 +322,12 @@ class EventConsumer(Generic[DepsT]):
             try:
                 await self._apply(route, [(record, event)])
                 return
-            except DomainError as exc:
-                if exc.permanent:
-                    await self._skip(route, record, event, exc)
-                    return
-                error: Exception = exc
-            except Exception as exc:  # transient re-raised, others retried
+            except Exception as exc:  # transient re-raised, permanent skipped, others retried
                 if is_transient(exc):
                     raise
+                if isinstance(exc, DomainError) and exc.permanent:
+                    await self._skip(route, record, event, exc)
+                    return
                 error = exc
             metrics.EVENTS_FAILED.labels(topic=record.topic).inc()
             if attempts >= self._max_attempts:
@@ -369,17 +355,7 @@ class EventConsumer(Generic[DepsT]):
     async def _dead_letter(self, record: ConsumerRecord, error: Exception, attempts: int) -> None:
         assert self._producer is not None
         description = describe_error(error)[:_MAX_ERROR_HEADER]
-        headers = [
-            *(record.headers or ()),
-            ("x-error", description.encode()),
-            ("x-attempts", str(attempts).encode()),
-            ("x-original-topic", record.topic.encode()),
-            ("x-original-partition", str(record.partition).encode()),
-            ("x-original-offset", str(record.offset).encode()),
-        ]
-        await self._producer.send_and_wait(
-            dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
-        )
+        await kafka.dead_letter(self._producer, record, description, attempts)
         metrics.EVENTS_CONSUMED.labels(topic=record.topic, outcome="dead_lettered").inc()
         log.error(
             "event_dead_lettered",

@@ -10,9 +10,10 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownError, UnsupportedVersionError
+from plugboard_contracts.topics import dlq_topic
 
 from plugboard_servicekit.logging import get_logger
 
@@ -85,6 +86,24 @@ def create_consumer(
     }
     config.update(overrides)
     return AIOKafkaConsumer(**config)
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer, record: ConsumerRecord, description: str, attempts: int
+) -> None:
+    """Copy a record to `<topic>.dlq` as it was (value, key, headers), with where it
+    came from and why (`description`: an error type, never data) in `x-` headers."""
+    headers = [
+        *(record.headers or ()),
+        ("x-error", description.encode()),
+        ("x-attempts", str(attempts).encode()),
+        ("x-original-topic", record.topic.encode()),
+        ("x-original-partition", str(record.partition).encode()),
+        ("x-original-offset", str(record.offset).encode()),
+    ]
+    await producer.send_and_wait(
+        dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+    )
 
 
 async def ensure_topics(
