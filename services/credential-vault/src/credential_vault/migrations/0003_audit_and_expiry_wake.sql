@@ -1,8 +1,9 @@
 -- Audit trail, hardened (issue 8 #13): every row names the request and trace it came
 -- from, and denied or failed attempts are recorded too (outcome). Such attempts may
--- carry no credential id (a malformed id, a list), so the key becomes the identity alone.
+-- carry no credential id (a malformed id, a list), so (credential_id, id) cannot stay
+-- the primary key. It stays the one B-tree (lookups by credential, NULLs included):
+-- the log is written on every reveal, and ids are unique by their identity sequence.
 ALTER TABLE audit_log DROP CONSTRAINT audit_log_pkey;
-ALTER TABLE audit_log ADD PRIMARY KEY (id);
 CREATE INDEX audit_log_credential ON audit_log (credential_id, id);
 ALTER TABLE audit_log ALTER COLUMN credential_id DROP NOT NULL;
 ALTER TABLE audit_log ALTER COLUMN version DROP NOT NULL;
