@@ -103,8 +103,11 @@ async def running_vault(
     *,
     schema: str | None = None,
     ready: bool = True,
+    name: str | None = None,
 ) -> AsyncIterator[Vault]:
-    async with service_client(SPEC, settings, schema=schema, ready=ready) as client:
+    """``name``: the service name (its identity, the audience of service tokens);
+    by default one of its own per schema, so each test has its own consumer group."""
+    async with service_client(SPEC, settings, schema=schema, ready=ready, name=name) as client:
         yield Vault(client, settings.keyring_file or Path(), private_key)
 
 

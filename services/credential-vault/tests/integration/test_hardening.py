@@ -13,9 +13,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from credential_vault.app import SPEC
 from credential_vault.rotation import rewrap_batch, rotate_key
+from credential_vault.settings import VaultSettings
+from plugboard_servicekit.auth import generate_keypair, mint_token
 
-from .conftest import Vault, snapshot, wait_until
+from .conftest import Vault, running_vault, snapshot, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -235,3 +238,48 @@ async def test_control_characters_and_broken_unicode_are_422(vault: Vault) -> No
     )
     assert listed.status_code == 422
     assert await snapshot(vault) == before
+
+
+def service_token(private_pem: str, service: str, scopes: list[str]) -> str:
+    issuer = f"service:{service}"
+    return mint_token(
+        private_pem,
+        sub=issuer,
+        org="org-a",
+        scopes=scopes,
+        issuer=issuer,
+        audience=SPEC.name,
+        ttl_seconds=60,
+    )
+
+
+async def test_trusted_services_act_for_an_org_with_their_scopes(
+    settings: VaultSettings, jwt_keys: tuple[str, str], samples: dict[str, Any], tmp_path: Path
+) -> None:
+    keys: dict[str, str] = {}
+    for service in ("oauth-broker", "notifier"):
+        private_pem, public_pem = generate_keypair()
+        (tmp_path / f"{service}.pem").write_text(private_pem)
+        (tmp_path / f"{service}.pub.pem").write_text(public_pem)
+        keys[service] = private_pem
+    with_keys = settings.model_copy(update={"service_keys_dir": tmp_path})
+    async with running_vault(with_keys, jwt_keys[0], name=SPEC.name) as vault:
+        created = await vault.create("oauth2-token", samples["oauth2-token"])
+        url = f"/v1/credentials/{created['id']}:replace-token"
+
+        async def call(service: str, scopes: list[str]) -> int:
+            token = service_token(keys[service], service, scopes)
+            headers = {"Authorization": f"Bearer {token}", "If-Match": "1"}
+            response = await vault.client.post(url, json={"accessToken": "b"}, headers=headers)
+            return response.status_code
+
+        assert await call("notifier", ["credentials:refresh"]) == 401  # not trusted
+        assert await call("oauth-broker", ["credentials:read"]) == 403  # not its scope
+        assert await call("oauth-broker", ["credentials:refresh"]) == 200
+        actors = await vault.pool.fetch(
+            "SELECT actor, outcome FROM audit_log WHERE action = 'refresh' ORDER BY id"
+        )
+    assert [(r["actor"], r["outcome"]) for r in actors] == [
+        ("service:oauth-broker", "denied"),
+        ("service:oauth-broker", "ok"),
+    ]
