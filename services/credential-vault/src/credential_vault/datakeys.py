@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import DomainError, Unavailable
 from plugboard_servicekit.logging import get_logger
+from prometheus_client import Counter, Gauge
 
 from credential_vault import key_repository as keys_repo
 from credential_vault.crypto import (
@@ -44,6 +45,20 @@ from credential_vault.repository import SecretRow
 log = get_logger(__name__)
 
 _ATTEMPTS = 5
+
+DATA_KEYS_MINTED = Counter(
+    "plugboard_vault_data_keys_minted_total",
+    "Data keys minted, by why the previous one stopped sealing (first, kek_rotated,"
+    " fence, expired, used_up, dropped).",
+    ["reason"],
+)
+KEYRING_ACTIVE_VERSION = Gauge(
+    "plugboard_vault_keyring_active_version", "The active KEK version this replica holds."
+)
+KEYRING_REFUSED = Gauge(
+    "plugboard_vault_keyring_refused",
+    "1 while this replica's configured key ring is refused or not loaded (see /readyz).",
+)
 
 
 class KeyUnavailable(Unavailable):
@@ -80,9 +95,13 @@ async def current_data_key(
                     f"key ring active version {ring.active} is below the fence {pick.fence}"
                 )
             newest = pick.newest
-            if newest is not None and await _use(conn, envelope, pick, newest, encryptions):
+            reason = (
+                "first" if newest is None else await _use(conn, envelope, pick, newest, encryptions)
+            )
+            if reason is None:
+                assert newest is not None
                 return envelope.unwrap(newest.key)
-            minted = await _mint(conn, envelope, org_id, newest, encryptions)
+            minted = await _mint(conn, envelope, org_id, newest, encryptions, reason)
             if minted is not None:
                 return envelope.unwrap(minted)
         raise KeyRingError("data key contention: no usable data key after retries")
@@ -90,26 +109,37 @@ async def current_data_key(
         raise key_unavailable(exc) from None
 
 
+def _retired(envelope: Envelope, pick: KeyPick, newest: StoredDataKey) -> str | None:
+    """Why ``newest`` may not seal any more (a metric label), or None."""
+    key = newest.key
+    if key.kek_version < envelope.ring.active:
+        return "kek_rotated"
+    if key.kek_version < pick.fence:
+        return "fence"
+    if newest.expired:
+        return "expired"
+    if newest.encryptions >= envelope.policy.max_encryptions:
+        return "used_up"
+    return None
+
+
 async def _use(
     conn: Connection, envelope: Envelope, pick: KeyPick, newest: StoredDataKey, count: int
-) -> bool:
-    """Take ``count`` encryptions of ``newest`` if it may still seal."""
+) -> str | None:
+    """Take ``count`` encryptions of ``newest``: None when taken, else why it cannot."""
+    if (reason := _retired(envelope, pick, newest)) is not None:
+        return reason
     key, policy = newest.key, envelope.policy
-    retired = (
-        key.kek_version < max(envelope.ring.active, pick.fence)
-        or newest.expired
-        or newest.encryptions >= policy.max_encryptions
-    )
-    if retired:
-        return False
     if envelope.take_encryption(key.org_id, key.version, count):
-        return True
+        return None
     block = max(policy.block, count)
     total = await keys_repo.reserve_encryptions(conn, key.org_id, key.version, block)
-    if total is None or total > policy.max_encryptions:
-        return False  # dropped meanwhile, or its share is used up: mint the next one
+    if total is None:
+        return "dropped"
+    if total > policy.max_encryptions:
+        return "used_up"
     envelope.grant_encryptions(key.org_id, key.version, block - count)
-    return True
+    return None
 
 
 async def _mint(
@@ -118,6 +148,7 @@ async def _mint(
     org_id: str,
     newest: StoredDataKey | None,
     count: int,
+    reason: str,
 ) -> WrappedDataKey | None:
     """Insert the next version under the active KEK; None when another writer won."""
     fresh = envelope.new_data_key(org_id, 1 if newest is None else newest.key.version + 1)
@@ -125,8 +156,10 @@ async def _mint(
     if not await keys_repo.insert_data_key(conn, fresh, encryptions=block):
         return None
     envelope.grant_encryptions(org_id, fresh.version, block - count)
+    DATA_KEYS_MINTED.labels(reason).inc()
     log.info(
         "data_key_minted",
+        reason=reason,
         org_id=org_id,
         version=fresh.version,
         kek_version=fresh.kek_version,
@@ -194,6 +227,12 @@ async def load_keyring(pool: asyncpg.Pool, keys: KeyStore) -> bool:
     return adopted
 
 
+def _report_metrics(keys: KeyStore) -> None:
+    KEYRING_REFUSED.set(0 if keys.status() is None else 1)
+    if keys.loaded:
+        KEYRING_ACTIVE_VERSION.set(keys.ring.active)
+
+
 async def _backfill_legacy_checks(
     pool: asyncpg.Pool, keys: KeyStore, known: dict[int, str]
 ) -> None:
@@ -216,7 +255,9 @@ async def _backfill_legacy_checks(
 
 
 async def heartbeat(pool: asyncpg.Pool, replica_id: str, keys: KeyStore) -> None:
-    """Report the ring this replica holds (nothing while none is loaded)."""
+    """Report the ring this replica holds (nothing while none is loaded), in the
+    database for the rotation fences and in metrics for alerts."""
+    _report_metrics(keys)
     if keys.loaded:
         ring = keys.ring
         await keys_repo.heartbeat(

@@ -15,6 +15,7 @@ from credential_vault.crypto import DataKeyPolicy, Envelope, Sealed, WrappedData
 from credential_vault.datakeys import current_data_key
 from credential_vault.keyring import KeyStore, generate_keyring_file
 from plugboard_servicekit import db
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,11 @@ def keys(tmp_path: Path) -> KeyStore:
     store = KeyStore(path, None)
     store.load()
     return store
+
+
+def minted(reason: str) -> float:
+    value = REGISTRY.get_sample_value("plugboard_vault_data_keys_minted_total", {"reason": reason})
+    return value or 0.0
 
 
 async def write(pool: asyncpg.Pool, envelope: Envelope, org: str = "org-a") -> UUID:
@@ -79,7 +85,9 @@ async def test_a_tiny_limit_mints_the_next_key_and_old_data_still_opens(
     pool: asyncpg.Pool, keys: KeyStore
 ) -> None:
     envelope = Envelope(keys, policy=DataKeyPolicy(max_encryptions=3))
+    used_up = minted("used_up")
     written = [await write(pool, envelope) for _ in range(10)]
+    assert minted("used_up") - used_up == 3
     opened = await open_all(pool, envelope)
     assert sorted(opened) == sorted(written)
     per_key = Counter(opened.values())
@@ -111,7 +119,9 @@ async def test_an_old_key_is_replaced_and_still_opens(pool: asyncpg.Pool, keys: 
     first = await write(pool, envelope)
     await write(pool, envelope)
     await pool.execute("UPDATE data_keys SET created_at = created_at - interval '31 days'")
+    expired = minted("expired")
     latest = await write(pool, envelope)
+    assert minted("expired") - expired == 1
     opened = await open_all(pool, envelope)
     assert (opened[first], opened[latest]) == (1, 2)
 
