@@ -57,6 +57,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"], route_class=AuditedRoute)
 
 
+def _if_match_header(required: bool) -> dict[str, Any]:
+    """``If-Match`` is read in the route (no dependency), so the document names it here."""
+    schema = {"type": "string", "pattern": '^(\\*|(W/)?"?[0-9]{1,9}"?)$'}
+    description = "The credential version the change applies to (its ETag)."
+    header = {"name": "If-Match", "in": "header", "required": required, "schema": schema}
+    return {"parameters": [header | {"description": description}]}
+
+
 def _single(view: CredentialView, response: Response) -> CredentialOut:
     response.headers["ETag"] = f'"{view.row.version}"'
     return CredentialOut.of(view)
@@ -69,7 +77,7 @@ async def reveal_credential(credential_id: str, call: RevealCall) -> Response:
     return Response(revealed_json(row, plaintext), media_type="application/json", headers=NO_STORE)
 
 
-@router.post("/{credential_id}:replace-token")
+@router.post("/{credential_id}:replace-token", openapi_extra=_if_match_header(True))
 async def replace_token(
     credential_id: str, body: OAuth2TokenData, call: RefreshCall, response: Response
 ) -> CredentialOut:
@@ -129,7 +137,8 @@ async def get_credential(credential_id: str, call: ReadCall, response: Response)
         "requestBody": {
             "required": True,
             "content": {MERGE_PATCH: {"schema": CredentialPatchIn.model_json_schema()}},
-        }
+        },
+        **_if_match_header(False),
     },
 )
 async def patch_credential(
@@ -168,7 +177,7 @@ class _UnsupportedMediaType(BadRequest):
         super().__init__(f"Send {MERGE_PATCH}.")
 
 
-@router.delete("/{credential_id}", status_code=204)
+@router.delete("/{credential_id}", status_code=204, openapi_extra=_if_match_header(False))
 async def delete_credential(credential_id: str, call: WriteCall) -> Response:
     cid, expected = parse_id(credential_id), if_match(call)
     await call.deps.credentials.delete(call.caller.org, audit_of(call), cid, expected)
