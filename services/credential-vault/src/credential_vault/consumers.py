@@ -20,7 +20,7 @@ from plugboard_servicekit import versions
 from plugboard_servicekit.consumer import Subscription, on
 from plugboard_servicekit.db import Connection
 
-from credential_vault import repository as repo
+from credential_vault import usage_repository as repo
 from credential_vault.service import VaultDeps
 
 AGGREGATE = "connection"

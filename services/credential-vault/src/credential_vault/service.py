@@ -30,8 +30,9 @@ from credential_vault.domain.merge_patch import merge_patch
 from credential_vault.domain.validation import ValidatedData, validate_data
 from credential_vault.events import deleted_event, state_event
 from credential_vault.keyring import KeyStore
-from credential_vault.repository import Audit, CredentialRow, CredentialWrite, UsageRow
+from credential_vault.repository import Audit, CredentialRow, CredentialWrite
 from credential_vault.settings import VaultSettings
+from credential_vault.usage_repository import UsageRow, usages_of
 
 OAUTH2_TYPES = frozenset(
     {
@@ -134,7 +135,7 @@ class CredentialService:
         row = await repo.get_credential(self._pool, org_id, credential_id)
         if row is None:
             raise errors.not_found()
-        usages = await repo.usages_of(self._pool, [row.id])
+        usages = await usages_of(self._pool, [row.id])
         return CredentialView(row, usages[row.id])
 
     async def list(
@@ -156,7 +157,7 @@ class CredentialService:
             limit=limit + 1,
         )
         page = rows[:limit]
-        usages = await repo.usages_of(self._pool, [row.id for row in page])
+        usages = await usages_of(self._pool, [row.id for row in page])
         following = page[-1].id if len(rows) > limit else None
         return [CredentialView(row, usages[row.id]) for row in page], following
 
@@ -259,7 +260,7 @@ class CredentialService:
                 row = stored
                 event_type = "credential.refreshed" if action == "refresh" else "credential.updated"
                 await outbox.add(conn, state_event(event_type, row))
-            usages = await repo.usages_of(conn, [row.id])
+            usages = await usages_of(conn, [row.id])
         return CredentialView(row, usages[row.id])
 
     async def _write(

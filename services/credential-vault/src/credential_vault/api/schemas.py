@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from credential_vault.domain.text import PlainText
-from credential_vault.repository import CredentialRow, UsageRow
+from credential_vault.repository import CredentialRow
 from credential_vault.service import CredentialView
+from credential_vault.usage_repository import UsageRow
 
 
 class _In(BaseModel):
