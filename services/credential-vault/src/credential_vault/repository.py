@@ -1,7 +1,6 @@
 """SQL of credentials, audit and expiry (asyncpg, plain SQL; usages are in
-``usage_repository``, the key hierarchy's
-is in ``key_repository``). Functions take a connection so the caller decides the
-transaction.
+``usage_repository``, the key hierarchy's in ``key_repository``). Functions take a
+connection so the caller decides the transaction.
 
 Shape (issue 7 §3): one named constant per statement, its argument tuple built
 right next to the call, and one tenant predicate (``TENANT``: org, id, not
