@@ -1,0 +1,133 @@
+"""Events installation consumes: OAuth sessions that completed (a connection each)
+and the credential lifecycle (connection and installation health).
+
+Every handler runs in the consumer's transaction with the inbox row, so a
+redelivered event changes nothing twice. Credential events are version-guarded
+(``versions.advance``; expiry and deletion leave tombstones), and each health fact
+is applied only when it is newer than the credential's last one
+(``credential_health.occurred_at``; ``refresh_failed`` carries no version), so
+out-of-order events never leave a stale status. One statement updates every
+connection and installation the credential backs (``repository_health``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugboard_contracts.envelope import CloudEvent
+from plugboard_contracts.payloads import (
+    CredentialDeleted,
+    CredentialExpired,
+    CredentialRefreshed,
+    CredentialRefreshFailed,
+    OAuthSessionCompleted,
+)
+from plugboard_servicekit import telemetry, versions
+from plugboard_servicekit.consumer import Subscription, on
+from plugboard_servicekit.db import Connection
+from plugboard_servicekit.errors import FieldError, Invalid, NotFound
+from plugboard_servicekit.logging import get_logger
+
+from installation import repository as repo
+from installation import repository_health as hrepo
+from installation.deps import InstallationDeps
+from installation.domain.requests import Parties
+from installation.service_connections import Secured, record
+
+AGGREGATE = "credential"
+log = get_logger(__name__)
+
+
+async def _apply(conn: Connection, fact: hrepo.HealthFact) -> None:
+    change = await hrepo.apply_health(conn, fact, telemetry.inject_traceparent())
+    if change.installations or change.connections:
+        log.info(
+            "health_changed",
+            credential_id=str(fact.credential_id),
+            reason=fact.reason,
+            installations=change.installations,
+            connections=change.connections,
+        )
+
+
+def _fact(payload: Any, bad: bool, reason: str) -> hrepo.HealthFact:
+    return hrepo.HealthFact(
+        payload.organisation_id, payload.credential_id, bad, reason, payload.occurred_at
+    )
+
+
+async def on_credential_expired(
+    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialExpired]
+) -> None:
+    payload = event.data
+    if await versions.advance(
+        conn, AGGREGATE, payload.credential_id, payload.version, deleted=True
+    ):
+        await _apply(conn, _fact(payload, True, "credential.expired"))
+
+
+async def on_credential_deleted(
+    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialDeleted]
+) -> None:
+    payload = event.data
+    if await versions.advance(
+        conn, AGGREGATE, payload.credential_id, payload.version, deleted=True
+    ):
+        await _apply(conn, _fact(payload, True, "credential.deleted"))
+
+
+async def on_credential_refreshed(
+    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialRefreshed]
+) -> None:
+    payload = event.data
+    if await versions.advance(conn, AGGREGATE, payload.credential_id, payload.version):
+        await _apply(conn, _fact(payload, False, "credential.refreshed"))
+
+
+async def on_credential_refresh_failed(
+    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialRefreshFailed]
+) -> None:
+    """Only a permanent failure (a human must reconnect) makes anything unhealthy."""
+    payload = event.data
+    if not payload.retryable:
+        await _apply(conn, _fact(payload, True, "credential.refresh_failed"))
+
+
+async def on_session_completed(
+    deps: InstallationDeps, conn: Connection, event: CloudEvent[OAuthSessionCompleted]
+) -> None:
+    """The session's connection, once (``session_id`` is unique; a redelivery or a
+    second completion finds it made). Sessions not started for a project, or for
+    an unknown one, are skipped (permanent domain errors)."""
+    payload = event.data
+    org = payload.organisation_id
+    if payload.project_id is None or not payload.group_ref or not payload.consumer_ref:
+        raise Invalid(
+            "The session names no project, group and consumer.",
+            errors=[FieldError("data.projectId", "required for a connection")],
+        )
+    if await repo.get_project(conn, org, payload.project_id) is None:
+        raise NotFound("No project with this id.")
+    parties = Parties(
+        provider=payload.provider,
+        group_ref=payload.group_ref,
+        group_name=payload.group_name,
+        consumer_ref=payload.consumer_ref,
+        consumer_name=payload.consumer_name,
+        provider_workspace_ref=payload.provider_workspace_ref,
+        provider_app_id=payload.provider_app_id,
+        connector_id=payload.connector_id,
+        auth_scheme_config_id=payload.auth_scheme_config_id,
+    )
+    secured = Secured("oauth2/authorizationCode", payload.credential_id, status="working")
+    extra = {"session_id": payload.session_id, "provider_metadata": payload.provider_metadata}
+    await record(conn, org, payload.project_id, parties, secured, extra)
+
+
+SUBSCRIPTIONS: list[Subscription[InstallationDeps]] = [
+    on("credential.expired", on_credential_expired),
+    on("credential.deleted", on_credential_deleted),
+    on("credential.refreshed", on_credential_refreshed),
+    on("credential.refresh_failed", on_credential_refresh_failed),
+    on("oauth.session.completed", on_session_completed),
+]

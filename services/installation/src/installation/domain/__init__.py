@@ -1,0 +1,1 @@
+"""Pure rules of the installation service: no I/O, unit-tested."""
