@@ -91,6 +91,10 @@ class ServiceSpec(Generic[SettingsT, DepsT]):
     background: Sequence[Callable[[DepsT], Coroutine[Any, Any, None]]] = ()
     readiness: Sequence[Callable[[DepsT], Awaitable[str | None]]] = ()
     """Each returns None when ready, or a short reason; named by ``__name__`` in /readyz."""
+    reports: Sequence[Callable[[DepsT], str | None]] = ()
+    """Shown under ``reported`` in /readyz (None: nothing to say), never gating: a state
+    worth an operator's eye that must not take every replica out of service at once
+    (the vault keeps serving with its old key ring when a new ring file is refused)."""
     trusted_services: frozenset[str] = frozenset()
     """Services whose service tokens this one accepts (platform tokens always work)."""
     version: str = "0.1.0"
@@ -288,14 +292,22 @@ async def _checks(running: _Running[Any]) -> dict[str, str]:
     return checks
 
 
-def _reported(runtime: Runtime[Any]) -> dict[str, str]:
+def _reported(running: _Running[Any]) -> dict[str, str]:
     """Reported in the body, never gating: the outbox absorbs a broker outage, and a
     missing caller key only refuses that caller's calls."""
+    runtime = running.runtime
     reported = {"broker": runtime.messaging.broker, "messaging": runtime.messaging.status}
     if runtime.spec.trusted_services:
         reported["trusted_service_keys"] = runtime.identity.peers_status(
             runtime.spec.trusted_services
         )
+    for report in runtime.spec.reports:
+        try:
+            note = report(running.deps)
+        except Exception as exc:  # noqa: BLE001 - a report never breaks readiness
+            note = f"failed: {type(exc).__name__}"
+        if note is not None:
+            reported[report.__name__] = note
     return reported
 
 
@@ -323,7 +335,7 @@ def _health_router() -> APIRouter:
         if running is None:
             return problem_response(503, "Service not ready", checks={"startup": "in progress"})
         checks = await _checks(running)
-        reported = _reported(running.runtime)
+        reported = _reported(running)
         if all(value == "ok" for value in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks, "reported": reported})
         return problem_response(503, "Service not ready", checks=checks, reported=reported)

@@ -107,6 +107,11 @@ async def gate_check(deps: NotesDeps) -> str | None:
     return None if deps.gate_open else "gate closed"
 
 
+def notes_backlog(deps: NotesDeps) -> str | None:
+    """A report: shown in /readyz, never a reason to be unready."""
+    return "notes pending review" if deps.gate_open else None
+
+
 @pytest.fixture
 async def demo_app(
     postgres_dsn: str, kafka_bootstrap: str, fresh_schema: str, jwt_keys: tuple[str, str]
@@ -120,6 +125,7 @@ async def demo_app(
         routers=[notes_router()],
         subscriptions=[on(TOPIC, apply_note_event)],
         readiness=[gate_check],
+        reports=[notes_backlog],
     )
     settings = ServiceSettings(
         database_url=postgres_dsn,
@@ -163,7 +169,11 @@ async def test_request_to_event_to_effect_with_health_and_metrics(
         await wait_until(messaging_running, timeout=30)
         body = (await client.get("/readyz")).json()
         assert body["checks"] == {"database": "ok", "jwt_key": "ok", "gate_check": "ok"}
-        assert body["reported"] == {"broker": "up", "messaging": "running"}
+        assert body["reported"] == {
+            "broker": "up",
+            "messaging": "running",
+            "notes_backlog": "notes pending review",
+        }
 
         token = mint_token(jwt_keys[0], sub="user-1", org="org-a", scopes=["notes:write"])
         created = await client.post(
