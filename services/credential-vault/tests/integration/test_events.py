@@ -21,20 +21,25 @@ pytestmark = pytest.mark.integration
 LIFECYCLE = ("created", "updated", "refreshed", "deleted")
 
 
+async def live_through_a_lifecycle(vault: Vault, samples: dict[str, Any]) -> str:
+    """Create, patch, refresh and delete one oauth2-token credential; its id."""
+    cid = (await vault.create("oauth2-token", samples["oauth2-token"]))["id"]
+    url = f"/v1/credentials/{cid}"
+    await vault.client.patch(url, json={"name": "crm"}, headers=vault.headers())
+    await vault.client.post(
+        f"{url}:replace-token",
+        json={"accessToken": "new", "refreshToken": None, "accessTokenExpiresAt": None},
+        headers=vault.headers() | {"If-Match": "2"},
+    )
+    await vault.client.delete(url, headers=vault.headers())
+    return cid
+
+
 async def test_lifecycle_events_carry_metadata_only(vault: Vault, samples: dict[str, Any]) -> None:
     bootstrap = vault.settings.kafka_bootstrap_servers
     readers = {t: await TopicReader(bootstrap, f"credential.{t}").start() for t in LIFECYCLE}
     try:
-        created = await vault.create("oauth2-token", samples["oauth2-token"])
-        cid = created["id"]
-        url = f"/v1/credentials/{cid}"
-        await vault.client.patch(url, json={"name": "crm"}, headers=vault.headers())
-        await vault.client.post(
-            f"{url}:replace-token",
-            json={"accessToken": "new", "refreshToken": None, "accessTokenExpiresAt": None},
-            headers=vault.headers() | {"If-Match": "2"},
-        )
-        await vault.client.delete(url, headers=vault.headers())
+        cid = await live_through_a_lifecycle(vault, samples)
         events = {
             t: await reader.events(where=lambda e: e.subject == cid, settle=0.5)
             for t, reader in readers.items()
@@ -104,12 +109,10 @@ async def publish_all(vault: Vault, events: list[CloudEvent[Any]]) -> None:
         await producer.stop()
 
 
-async def test_usages_end_right_whatever_the_order(vault: Vault, samples: dict[str, Any]) -> None:
-    first = (await vault.create("oauth2-token", samples["oauth2-token"]))["id"]
-    second = (await vault.create("basic-auth", samples["basic-auth"]))["id"]
-    foreign = (await vault.create("string", samples["string"], org="org-b"))["id"]
-    gone, kept, moved = uuid4(), uuid4(), uuid4()
-    events = [
+def out_of_order(
+    gone: UUID, kept: UUID, moved: UUID, first: str, second: str, foreign: str
+) -> list[CloudEvent[Any]]:
+    return [
         # deleted before it was created: the late created/updated must leave no ghost
         connection_event(ConnectionDeleted, gone, 3, [first]),
         connection_event(ConnectionUpdated, gone, 2, [first, second]),
@@ -122,6 +125,14 @@ async def test_usages_end_right_whatever_the_order(vault: Vault, samples: dict[s
         connection_event(ConnectionUpdated, moved, 2, [first]),
         connection_event(ConnectionCreated, moved, 1, [second]),
     ]
+
+
+async def test_usages_end_right_whatever_the_order(vault: Vault, samples: dict[str, Any]) -> None:
+    first = (await vault.create("oauth2-token", samples["oauth2-token"]))["id"]
+    second = (await vault.create("basic-auth", samples["basic-auth"]))["id"]
+    foreign = (await vault.create("string", samples["string"], org="org-b"))["id"]
+    gone, kept, moved = uuid4(), uuid4(), uuid4()
+    events = out_of_order(gone, kept, moved, first, second, foreign)
     await publish_all(vault, [*events, events[3]])  # and one event delivered twice
 
     async def all_handled() -> bool:

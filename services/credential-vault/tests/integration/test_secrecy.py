@@ -83,6 +83,21 @@ BAD_BODIES: list[dict[str, Any]] = [
 ]
 
 
+async def refused_bodies(vault: Vault, canary: str) -> list[httpx.Response]:
+    """Every bad body (the canary in each), and a truncated one: all refused."""
+    refused = []
+    headers = vault.headers() | {"Content-Type": "application/json"}
+    for body in BAD_BODIES:
+        raw = json.dumps(body).replace("{canary}", canary).encode()
+        response = await vault.client.post("/v1/credentials", content=raw, headers=headers)
+        assert response.status_code in (400, 422), response.text
+        refused.append(response)
+    cut = f'{{"name": "n", "type": "string", "data": {{"value": "{canary}'.encode()
+    truncated = await vault.client.post("/v1/credentials", content=cut, headers=headers)
+    assert truncated.status_code == 400
+    return [*refused, truncated]
+
+
 async def test_no_secret_in_logs_events_or_problems(
     settings: VaultSettings,
     start_vault: Callable[..., Any],
@@ -94,10 +109,8 @@ async def test_no_secret_in_logs_events_or_problems(
     monkeypatch.setattr(sys, "stdout", logs)  # the service logs JSON lines to stdout
     bootstrap = settings.kafka_bootstrap_servers
     readers = [await TopicReader(bootstrap, topic).start() for topic in CREDENTIAL_TOPICS]
-    bodies: list[httpx.Response] = []
     async with start_vault(settings) as vault:
         ids = {(await vault.create(t, data))["id"] for t, data in samples.items()}
-        token_id = next(iter(ids))
         for credential_id in ids:
             await vault.reveal(credential_id)
             await vault.client.patch(
@@ -105,23 +118,8 @@ async def test_no_secret_in_logs_events_or_problems(
                 json={"name": "renamed"},
                 headers=vault.headers() | {"Content-Type": "application/merge-patch+json"},
             )
-        for body in BAD_BODIES:
-            raw = json.dumps(body).replace("{canary}", canary)
-            response = await vault.client.post(
-                "/v1/credentials",
-                content=raw.encode(),
-                headers=vault.headers() | {"Content-Type": "application/json"},
-            )
-            assert response.status_code in (400, 422), response.text
-            bodies.append(response)
-        truncated = await vault.client.post(
-            "/v1/credentials",
-            content=f'{{"name": "n", "type": "string", "data": {{"value": "{canary}'.encode(),
-            headers=vault.headers() | {"Content-Type": "application/json"},
-        )
-        assert truncated.status_code == 400
-        bodies.append(truncated)
-        await vault.client.delete(f"/v1/credentials/{token_id}", headers=vault.headers())
+        bodies = await refused_bodies(vault, canary)
+        await vault.client.delete(f"/v1/credentials/{next(iter(ids))}", headers=vault.headers())
         events: list[Any] = []
         for topic, reader in zip(CREDENTIAL_TOPICS, readers, strict=True):
             expected = 1 if topic == "credential.deleted" else len(ids)
