@@ -7,13 +7,14 @@ are in ``api/schemas``.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from plugboard_contracts.enums import ConnectorProtocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from connector_registry.domain.schemes import AuthSchemeConfig, Name, Url
+from connector_registry.domain.text import check_storable
 
 _DATASET = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+$")
 
@@ -32,6 +33,11 @@ class In(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return check_storable(data)
 
 
 class ConnectionVariable(In):

@@ -123,3 +123,9 @@ def test_mtls_without_a_credential_links_the_certificate_config() -> None:
     assert _texts(data)["mtlsEnabled needs mtlsCredentialId or a certificate config"] == "error"
     linked = _texts(data, Context(has_certificate_config=True))
     assert "mtlsCredentialId linked from the certificate config" in linked
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"])
+def test_text_postgres_cannot_store_is_refused(text: str) -> None:
+    with pytest.raises(ValidationError, match="NUL characters or lone surrogates"):
+        parse_scheme({"schemeType": "api-key", "name": text, "in": "header"})

@@ -12,7 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import Field, SecretStr
 
-from connector_registry.api.deps import AppsRead, AppsWrite, next_token, parse_id, uuid_cursor
+from connector_registry.api.deps import (
+    NO_NUL,
+    AppsRead,
+    AppsWrite,
+    next_token,
+    parse_id,
+    uuid_cursor,
+)
 from connector_registry.api.schemas import ProviderAppOut, ProviderAppPage
 from connector_registry.bodylimit import SmallBodyRoute
 from connector_registry.models import In
@@ -56,7 +63,7 @@ async def create_app(body: ProviderAppIn, call: AppsWrite) -> ProviderAppOut:
 @router.get("")
 async def list_apps(
     call: AppsRead,
-    provider: Annotated[str | None, Query(max_length=100)] = None,
+    provider: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=200)] = 50,
     page_token: Annotated[str | None, Query(alias="pageToken", max_length=2048)] = None,
 ) -> ProviderAppPage:

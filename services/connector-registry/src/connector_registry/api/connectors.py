@@ -13,10 +13,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from connector_registry.api.deps import (
+    NO_NUL,
     ConnectorsRead,
     ConnectorsWrite,
     next_token,
     parse_id,
+    path_text,
     uuid_cursor,
 )
 from connector_registry.api.schemas import ConnectorOut, ConnectorPage, VersionOut, config_out
@@ -27,7 +29,7 @@ from connector_registry.models import ConnectorIn, ConnectorPatch, In, VersionIn
 router = APIRouter(prefix="/v1", tags=["connectors"], route_class=SmallBodyRoute)
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=200)]
 PageToken = Annotated[str | None, Query(alias="pageToken", max_length=2048)]
-Filter = Annotated[str | None, Query(max_length=200)]
+Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 ConfigId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -158,12 +160,13 @@ async def put_config(
     "/connectors/{connector_id}/auth-scheme-configs/{config_id}", response_model_exclude_none=True
 )
 async def get_config(connector_id: str, config_id: str, call: ConnectorsRead) -> AuthSchemeConfig:
-    cid = parse_id(connector_id)
+    cid, config_id = parse_id(connector_id), path_text(config_id, "auth scheme config")
     row, certificate = await call.deps.connectors.get_config(call.caller.org, cid, config_id)
     return config_out(row, dev=call.deps.settings.dev_mode, certificate=certificate)
 
 
 @router.delete("/connectors/{connector_id}/auth-scheme-configs/{config_id}", status_code=204)
 async def delete_config(connector_id: str, config_id: str, call: ConnectorsWrite) -> Response:
-    await call.deps.connectors.delete_config(call.caller.org, parse_id(connector_id), config_id)
+    cid, config_id = parse_id(connector_id), path_text(config_id, "auth scheme config")
+    await call.deps.connectors.delete_config(call.caller.org, cid, config_id)
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from plugboard_servicekit.pagination import decode_page_token, encode_page_token
 from pydantic import BaseModel, ValidationError
 
 from connector_registry.deps import RegistryDeps
+from connector_registry.domain.text import storable
 
 ConnectorsRead = Annotated[Call[RegistryDeps], authorize("connectors:read")]
 ConnectorsWrite = Annotated[Call[RegistryDeps], authorize("connectors:write")]
@@ -19,6 +20,17 @@ ProvidersRead = Annotated[Call[RegistryDeps], authorize("providers:read")]
 ProvidersWrite = Annotated[Call[RegistryDeps], authorize("providers:write")]
 AppsRead = Annotated[Call[RegistryDeps], authorize("provider-apps:read")]
 AppsWrite = Annotated[Call[RegistryDeps], authorize("provider-apps:write")]
+
+
+NO_NUL = r"^[^\x00]*$"
+"""Query values reach SQL; PostgreSQL text cannot hold NUL (a 422 instead of a 500)."""
+
+
+def path_text(raw: str, what: str) -> str:
+    """A path segment used as a key (config id, provider name): unstorable text names nothing."""
+    if not storable(raw) or len(raw) > 200:
+        raise NotFound(f"No such {what}.")
+    return raw
 
 
 def parse_id(raw: str, what: str = "connector") -> UUID:

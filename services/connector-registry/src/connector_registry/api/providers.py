@@ -13,11 +13,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from connector_registry.api.deps import (
+    NO_NUL,
     ConnectorsWrite,
     ProvidersRead,
     ProvidersWrite,
     cursor,
     next_token,
+    path_text,
 )
 from connector_registry.api.schemas import (
     ConnectorOut,
@@ -44,8 +46,8 @@ DOCUMENT_BODY = {
 @router.get("/providers")
 async def list_providers(
     call: ProvidersRead,
-    auth_type: Annotated[str | None, Query(alias="authType", max_length=50)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    auth_type: Annotated[str | None, Query(alias="authType", max_length=50, pattern=NO_NUL)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=200)] = 50,
     page_token: Annotated[str | None, Query(alias="pageToken", max_length=2048)] = None,
 ) -> ProviderPage:
@@ -58,7 +60,7 @@ async def list_providers(
 
 @router.get("/providers/{name}")
 async def get_provider(name: str, call: ProvidersRead) -> dict[str, Any]:
-    return await call.deps.catalogue.get(call.caller.org, name)
+    return await call.deps.catalogue.get(call.caller.org, path_text(name, "provider"))
 
 
 @router.post("/providers", status_code=201)

@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 from typing import Annotated, Any, Literal
 
 from plugboard_contracts.enums import ConnectorProtocol
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic.alias_generators import to_camel
 
 from connector_registry.domain import templates
@@ -30,6 +30,7 @@ from connector_registry.domain.schemes import (
     SchemeModel,
     Url,
 )
+from connector_registry.domain.text import check_storable
 
 ProviderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 
@@ -42,6 +43,11 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return check_storable(data)
 
 
 class ProviderInput(_Model):

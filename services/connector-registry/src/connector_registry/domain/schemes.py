@@ -11,7 +11,7 @@ checked with the variables probed, the values are filled at connection time.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -24,11 +24,13 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from connector_registry.domain import templates
 from connector_registry.domain.messages import ValidationMessage
+from connector_registry.domain.text import check_storable
 from connector_registry.domain.urlparams import (
     RESERVED_AUTHORIZE,
     RESERVED_TOKEN,
@@ -116,6 +118,11 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return check_storable(data)
 
 
 class _Scheme(_Model):
