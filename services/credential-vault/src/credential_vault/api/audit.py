@@ -14,15 +14,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
-import structlog
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from plugboard_servicekit import http
 from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
-from plugboard_servicekit.telemetry import current_trace_ids
 
-from credential_vault.repository import Audit
+from credential_vault.api.deps import audit_for
 from credential_vault.service import VaultDeps
 
 log = get_logger(__name__)
@@ -55,11 +53,9 @@ async def record_refusal(request: Request, action: str, outcome: str) -> None:
     try:
         caller = http.context_of(request.app).verifier.verify(http.bearer_token(request.scope))
         deps: VaultDeps = http.deps_of(request)
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        audit = Audit(caller.sub, request_id, current_trace_ids()[0])
         await deps.credentials.record_attempt(
             caller.org,
-            audit,
+            audit_for(caller.sub),
             action=action,
             credential_id=_credential_id(request),
             outcome=outcome,

@@ -12,7 +12,6 @@ from uuid import UUID
 
 import structlog
 from plugboard_servicekit.http import Call, authorize
-from plugboard_servicekit.telemetry import current_trace_ids
 
 from credential_vault.domain import errors
 from credential_vault.repository import Audit
@@ -59,7 +58,11 @@ def required_if_match(call: Call[VaultDeps]) -> int:
 
 
 def audit_of(call: Call[VaultDeps]) -> Audit:
-    """Who calls, with the request id the middleware bound and the current trace id."""
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    trace_id, _ = current_trace_ids()
-    return Audit(call.caller.sub, request_id, trace_id)
+    return audit_for(call.caller.sub)
+
+
+def audit_for(actor: str) -> Audit:
+    """The actor, with the request and trace ids the request middleware bound for the
+    logs: an audit row leads to the access log line and the trace."""
+    bound = structlog.contextvars.get_contextvars()
+    return Audit(actor, bound.get("request_id"), bound.get("trace_id"))
