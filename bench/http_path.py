@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -182,6 +183,7 @@ def measure(env: dict[str, str], token: str, runs: int, seconds: float) -> dict[
 
 
 def main(runs: int, seconds: float) -> dict[str, Any]:
+    configure_logging("bench", "WARNING", stream=sys.stderr)  # stdout is the JSON report
     ensure_wrk()
     workdir = embedded.server_tempdir("plugboard-http-bench-")
     postgres = embedded.start_postgres(workdir / "pg")

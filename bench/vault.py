@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ from fastapi import FastAPI
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, embedded
 from plugboard_servicekit.auth import generate_keypair, mint_token
+from plugboard_servicekit.logging import configure_logging
 
 SCHEMA = "vault"
 SEEDED = 500
@@ -222,6 +224,7 @@ async def sweeper_bench(dsn: str, keyring: Path, count: int) -> dict[str, Any]:
 
 
 def main(runs: int, seconds: float, expire: int) -> dict[str, Any]:
+    configure_logging("bench", "WARNING", stream=sys.stderr)  # stdout is the JSON report
     ensure_wrk()
     workdir = embedded.server_tempdir("plugboard-vault-bench-")
     postgres = embedded.start_postgres(workdir / "pg")
