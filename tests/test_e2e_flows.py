@@ -1,0 +1,379 @@
+"""The whole platform end to end: every service as its own process (as `make dev`
+runs them), the real broker and a real OAuth server process, driven through HTTP.
+
+1. OAuth: a connector whose auth scheme points at the OAuth server, a broker session,
+   the browser's redirects to the callback, the credential in the vault, the
+   connection (from `oauth.session.completed`), an installation and
+   `installation.created`; then the credential expires (PATCH expiresAt to now+1s),
+   `credential.expired` follows, the installation turns unhealthy and
+   `installation.health_changed` is on its topic. The time from `expiresAt` to the
+   health event is logged and held to a generous bound (no tight wall-clock test).
+2. The same with an API-key connection made with an API key's own platform token.
+3. The same with an import (seed 001) through the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from plugboard_contracts.payloads import (
+    CredentialExpired,
+    InstallationCreated,
+    InstallationHealthChanged,
+)
+from plugboard_servicekit.testing import (
+    Canary,
+    OAuthServer,
+    ServiceProcesses,
+    TopicReader,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
+REDIRECT = "https://app.example/connected"
+BUILDER_SCOPES = (
+    "projects:read",
+    "projects:write",
+    "connections:read",
+    "connections:write",
+    "installations:read",
+    "installations:write",
+    "connectors:read",
+    "connectors:write",
+    "oauth:sessions",
+    "oauth:admin",
+    "credentials:read",
+    "credentials:write",
+    "providers:read",
+)
+REVISION = {"specVersion": "1.0.0", "read": {"objects": [{"objectName": "contacts"}]}}
+CONFIG = {"content": {"read": {"objects": {"contacts": {"schedule": "*/10 * * * *"}}}}}
+HEALTH_BOUND_SECONDS = 15.0
+"""Generous: the target is 2 s (bench/expiry_propagation.py measures it); this only
+catches a propagation that is broken, on a loaded 2-core machine."""
+
+
+def _peer_trusts_installation(package: str) -> bool:
+    import importlib
+
+    return "installation" in importlib.import_module(f"{package}.app").SPEC.trusted_services
+
+
+@pytest.fixture(scope="module")
+def service_processes_env(
+    jwt_keys: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The installation process gets the platform signing key (token exchange)."""
+    path: Path = tmp_path_factory.mktemp("platform-key") / "jwt_private.pem"
+    path.write_text(jwt_keys[0], encoding="utf-8")
+    path.chmod(0o600)
+    return {"INSTALLATION_TOKEN_SIGNING_KEY_FILE": str(path)}
+
+
+class Platform:
+    """HTTP clients to each service process, as one builder of one org."""
+
+    def __init__(self, services: ServiceProcesses, org: str) -> None:
+        self.services = services
+        self.org = org
+        self.auth = services.headers(org, BUILDER_SCOPES)
+
+    def client(self, service: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.services.url(service), headers=self.auth, timeout=10.0
+        )
+
+    async def call(self, service: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        async with self.client(service) as client:
+            return await client.request(method, path, **kw)
+
+    async def ok(self, service: str, method: str, path: str, **kw: Any) -> Any:
+        response = await self.call(service, method, path, **kw)
+        assert response.status_code < 300, f"{method} {path}: {response.text}"
+        return response.json() if response.content else None
+
+    async def project(self) -> dict[str, Any]:
+        body = {"name": f"p-{uuid4().hex[:8]}", "appName": "Acme Sync"}
+        return await self.ok("installation", "POST", "/v1/projects", json=body)
+
+    async def integration(self, project: dict[str, Any], **target: str) -> dict[str, Any]:
+        base = f"/v1/projects/{project['id']}/integrations"
+        made = await self.ok("installation", "POST", base, json={"name": "sync", **target})
+        await self.ok("installation", "POST", f"{base}/{made['id']}/revisions", json=REVISION)
+        return made
+
+    async def expire_soon(self, credential_id: str) -> datetime:
+        """PATCH the credential's expiresAt to now + 1 s; returns that instant."""
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        await self.ok(
+            "credential-vault",
+            "PATCH",
+            f"/v1/credentials/{credential_id}",
+            content=f'{{"expiresAt": "{at.isoformat()}"}}',
+            headers={**self.auth, "Content-Type": "application/merge-patch+json"},
+        )
+        return at
+
+
+@asynccontextmanager
+async def _readers(bootstrap: str, *topics: str) -> AsyncIterator[dict[str, TopicReader]]:
+    readers: dict[str, TopicReader] = {}
+    try:
+        for topic in topics:
+            readers[topic] = await TopicReader(bootstrap, topic).start()
+        yield readers
+    finally:
+        for reader in readers.values():
+            await reader.stop()
+
+
+async def _install_and_expire(
+    platform: Platform,
+    project: dict[str, Any],
+    integration: dict[str, Any],
+    connection: dict[str, Any],
+    readers: dict[str, TopicReader],
+) -> dict[str, Any]:
+    """Install on the connection, see installation.created, expire the credential and
+    see credential.expired, the unhealthy installation and installation.health_changed."""
+    url = f"/v1/projects/{project['id']}/integrations/{integration['id']}/installations"
+    body = {
+        "groupRef": connection["group"]["groupRef"],
+        "connectionId": connection["id"],
+        "config": CONFIG,
+    }
+    installation = await platform.ok("installation", "POST", url, json=body)
+    assert installation["healthStatus"] == "healthy"
+    [created] = await readers["installation.created"].events(
+        InstallationCreated, where=lambda e: str(e.data.installation_id) == installation["id"]
+    )
+    assert str(created.data.connection_id) == connection["id"]
+    assert created.data.group_ref == connection["group"]["groupRef"]
+    assert created.data.consumer_ref == connection["consumer"]["consumerRef"]
+    assert str(created.data.project_id) == project["id"]
+    return await _expire(platform, url, installation, connection, readers)
+
+
+async def _expire(
+    platform: Platform,
+    url: str,
+    installation: dict[str, Any],
+    connection: dict[str, Any],
+    readers: dict[str, TopicReader],
+) -> dict[str, Any]:
+    credential_id = connection["credentialId"]
+    expires_at = await platform.expire_soon(credential_id)
+    await readers["credential.expired"].events(
+        CredentialExpired, where=lambda e: str(e.data.credential_id) == credential_id, timeout=30
+    )
+    [changed] = await readers["installation.health_changed"].events(
+        InstallationHealthChanged,
+        timeout=30,
+        where=lambda e: str(e.data.installation_id) == installation["id"],
+    )
+    latency = (changed.time - expires_at).total_seconds()
+    log.warning("expiry_to_health_changed_seconds=%.3f", latency)
+    print(f"expiry -> installation.health_changed: {latency:.3f} s")
+    assert changed.data.health_status == "unhealthy"
+    assert changed.data.reason == "credential.expired"
+    assert str(changed.data.credential_id) == credential_id
+    assert latency < HEALTH_BOUND_SECONDS
+    now = await platform.ok("installation", "GET", f"{url}/{installation['id']}")
+    assert now["healthStatus"] == "unhealthy"
+    base = url.split("/integrations/")[0]
+    conn = await platform.ok("installation", "GET", f"{base}/connections/{connection['id']}")
+    assert conn["status"] == "bad_credentials"
+    return now
+
+
+TOPICS = ("installation.created", "credential.expired", "installation.health_changed")
+
+
+async def _browser(url: str) -> httpx.Response:
+    """Follow the redirects (provider -> broker callback) until they leave both."""
+    async with httpx.AsyncClient(timeout=10.0) as browser:
+        for _ in range(6):
+            response = await browser.get(url)
+            if not response.is_redirect:
+                return response
+            url = response.headers["location"]
+            if url.startswith(REDIRECT):
+                return response
+    raise AssertionError("redirect loop")
+
+
+async def _oauth_connector(platform: Platform, oauth_server: OAuthServer) -> dict[str, Any]:
+    """A user-defined connector whose OAuth scheme is the OAuth server process."""
+    connector = await platform.ok(
+        "connector-registry", "POST", "/v1/connectors", json={"name": f"crm-{uuid4().hex[:6]}"}
+    )
+    config = {
+        "schemeType": "oauth2",
+        "tokenUrl": oauth_server.token_url,
+        "authorizeUrl": oauth_server.authorize_url,
+        "grant": {"clientId": "plugboard-e2e", "clientSecret": "e2e-secret-Q7fX"},
+    }
+    await platform.ok(
+        "connector-registry",
+        "PUT",
+        f"/v1/connectors/{connector['id']}/auth-scheme-configs/oauth",
+        json=config,
+    )
+    return connector
+
+
+async def _start_session(
+    platform: Platform, connector: dict[str, Any], project: dict[str, Any]
+) -> dict[str, Any]:
+    """Start a session once the broker has the config (it learns it from an event)."""
+    await platform.ok(
+        "oauth-broker", "PUT", "/v1/oauth/settings", json={"allowedRedirectUrls": [REDIRECT]}
+    )
+    body = {
+        "connectorId": connector["id"],
+        "authSchemeConfigId": "oauth",
+        "provider": "crm",
+        "projectId": project["id"],
+        "groupRef": "acme",
+        "groupName": "Acme Inc",
+        "consumerRef": "ada",
+        "consumerName": "Ada",
+        "redirectUrl": REDIRECT,
+    }
+    for _ in range(60):
+        response = await platform.call("oauth-broker", "POST", "/v1/oauth/sessions", json=body)
+        if response.status_code != 404:
+            assert response.status_code == 201, response.text
+            return response.json()
+        await asyncio.sleep(0.25)
+    raise AssertionError("the broker never learnt the connector's OAuth config")
+
+
+async def test_oauth_flow_end_to_end(
+    service_processes: ServiceProcesses, oauth_server: OAuthServer
+) -> None:
+    platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
+    async with _readers(service_processes.bootstrap, "connection.created", *TOPICS) as readers:
+        project = await platform.project()
+        connector = await _oauth_connector(platform, oauth_server)
+        integration = await platform.integration(project, connectorId=connector["id"])
+        session = await _start_session(platform, connector, project)
+        final = await _browser(session["authorizationUrl"])
+        assert "status=completed" in final.headers["location"]
+        listing = f"/v1/projects/{project['id']}/connections?groupRef=acme"
+
+        async def connected() -> bool:
+            return bool((await platform.ok("installation", "GET", listing))["connections"])
+
+        await wait_until(connected, 30.0)
+        [connection] = (await platform.ok("installation", "GET", listing))["connections"]
+        assert connection["status"] == "working"
+        assert connection["consumer"]["consumerName"] == "Ada"
+        credential = await platform.ok(
+            "credential-vault", "GET", f"/v1/credentials/{connection['credentialId']}"
+        )
+        assert credential["type"] == "oauth2-token"
+        await readers["connection.created"].events(
+            where=lambda e: e.data["connectionId"] == connection["id"]
+        )
+        await _install_and_expire(platform, project, integration, connection, readers)
+
+
+async def test_api_key_connection_end_to_end(service_processes: ServiceProcesses) -> None:
+    if not _peer_trusts_installation("connector_registry"):
+        pytest.skip("connector-registry does not list installation in trusted_services")
+    platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
+    async with _readers(service_processes.bootstrap, *TOPICS) as readers:
+        project = await platform.project()
+        integration = await platform.integration(project, provider="hubspot")
+        scopes = [
+            "connections:read",
+            "connections:write",
+            "installations:read",
+            "installations:write",
+            "credentials:read",
+        ]
+        made = await platform.ok(
+            "installation",
+            "POST",
+            f"/v1/projects/{project['id']}/api-keys",
+            json={"label": "backend", "scopes": scopes},
+        )
+        token = await platform.ok(
+            "installation", "POST", "/v1/auth/token", json={"apiKey": made["key"]}
+        )
+        platform.auth = {"Authorization": f"Bearer {token['accessToken']}"}
+        secret = f"hubspot-key-{uuid4().hex}"
+        body = {
+            "provider": "hubspot",
+            "groupRef": "acme",
+            "groupName": "Acme",
+            "consumerRef": "ada",
+            "apiKey": secret,
+        }
+        response = await platform.call(
+            "installation", "POST", f"/v1/projects/{project['id']}/connections", json=body
+        )
+        assert response.status_code == 201, response.text
+        connection = response.json()
+        vault = await platform.ok(
+            "credential-vault", "GET", f"/v1/credentials/{connection['credentialId']}"
+        )
+        assert vault["type"] == "string"
+        platform.auth = platform.services.headers(platform.org, BUILDER_SCOPES)
+        installed = await _install_and_expire(platform, project, integration, connection, readers)
+        assert installed["createdBy"] == "consumer:ada" or installed["createdBy"].startswith(
+            "builder:"
+        )
+        Canary(secret).assert_absent(logs=service_processes.logs(), bodies=[response])
+
+
+async def test_import_end_to_end(
+    service_processes: ServiceProcesses, oauth_server: OAuthServer
+) -> None:
+    if not _peer_trusts_installation("oauth_broker"):
+        pytest.skip("oauth-broker does not list installation in trusted_services")
+    platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
+    async with _readers(service_processes.bootstrap, *TOPICS) as readers:
+        project = await platform.project()
+        connector = await _oauth_connector(platform, oauth_server)
+        integration = await platform.integration(project, connectorId=connector["id"])
+        await _start_session(platform, connector, project)  # waits until the broker has the config
+        refresh = f"refresh-{uuid4().hex}"
+        body = {
+            "provider": "crm",
+            "connectorId": connector["id"],
+            "authSchemeConfigId": "oauth",
+            "groupRef": "globex",
+            "groupName": "Globex",
+            "consumerRef": "bob",
+            "consumerName": "Bob",
+            "providerWorkspaceRef": "globex-eu",
+            "providerConsumerRef": "https://login.example/id/bob",
+            "refreshToken": refresh,
+            "config": CONFIG,
+        }
+        url = f"/v1/projects/{project['id']}/integrations/{integration['id']}/installations"
+        response = await platform.call("installation", "POST", f"{url}:import", json=body)
+        assert response.status_code == 201, response.text
+        imported = response.json()
+        assert imported["healthStatus"] == "healthy"
+        assert imported["connection"]["providerConsumerRef"] == "https://login.example/id/bob"
+        assert imported["config"]["content"] == CONFIG["content"]
+        assert imported["group"]["groupRef"] == "globex"
+        connection = imported["connection"]
+        await readers["installation.created"].events(
+            where=lambda e: e.data.get("installationId") == imported["id"]
+        )
+        await _expire(platform, url, imported, connection, readers)
+        Canary(refresh).assert_absent(logs=service_processes.logs(), bodies=[response])
