@@ -4,7 +4,9 @@ A refresh token works once; presenting a used one revokes its whole family (RFC
 9700 4.14.2), so a duplicate refresh by the broker shows up as ``reuses`` and a
 dead credential. ``script`` queues answers (e.g. a 500) before the normal one;
 ``latency`` delays every answer; ``cap`` answers 429 above that many concurrent
-requests and ``peak`` records the highest concurrency seen.
+requests and ``peak`` records the highest concurrency seen. Clearing ``gate``
+parks new requests before they are processed; a parked request whose client died
+is dropped unprocessed when the gate opens (like a provider that never got it).
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class RotatingEndpoint:
     active: int = 0
     peak: int = 0
     requests: Counter[str] = field(default_factory=Counter)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    parked: int = 0
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     def grant(self, name: str) -> str:
         """A new family (one credential's grant); returns its first refresh token."""
@@ -69,9 +77,17 @@ class RotatingEndpoint:
             if self.cap is not None and self.active > self.cap:
                 self.requests["throttled"] += 1
                 return JSONResponse({"error": "slow_down"}, 429, {"Retry-After": "1"})
+            form = await _form(request)
+            if not self.gate.is_set():  # parked, not processed: no rotation yet
+                self.parked += 1
+                await self.gate.wait()
+                self.parked -= 1
+                if await request.is_disconnected():  # its client died meanwhile
+                    self.dropped += 1
+                    return Response(status_code=499)
             if self.latency:
                 await asyncio.sleep(self.latency)
-            return self._answer(await _form(request))
+            return self._answer(form)
         finally:
             self.active -= 1
 

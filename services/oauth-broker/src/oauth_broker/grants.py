@@ -19,7 +19,7 @@ from plugboard_contracts.payloads.registry import OAuth2Settings
 
 from oauth_broker.configs import ConfigStore
 from oauth_broker.domain.failures import FailureKind, TokenFailureError
-from oauth_broker.provider import JWT_BEARER_GRANT, ProviderClient, TokenSet
+from oauth_broker.provider import JWT_BEARER_GRANT, Confirm, ProviderClient, TokenSet
 from oauth_broker.repository import TokenRow
 from oauth_broker.vault import Revealed, VaultClient
 
@@ -28,7 +28,9 @@ class Grants:
     def __init__(self, provider: ProviderClient, configs: ConfigStore, vault: VaultClient) -> None:
         self.provider, self._configs, self._vault = provider, configs, vault
 
-    async def renew(self, row: TokenRow, revealed: Revealed) -> TokenSet:
+    async def renew(
+        self, row: TokenRow, revealed: Revealed, confirm: Confirm | None = None
+    ) -> TokenSet:
         if row.config_key is None:
             raise TokenFailureError(FailureKind.PERMANENT, "no_oauth_config")
         try:
@@ -39,9 +41,9 @@ class Grants:
         refresh = revealed.data.get("refreshToken")
         if refresh:
             params = {"grant_type": "refresh_token", "refresh_token": str(refresh)}
-            return await self.run(row.org_id, settings, params, scopes)
+            return await self.run(row.org_id, settings, params, scopes, confirm)
         source = row.source_credential_id
-        return await self.fresh(row.org_id, settings, row.grant_type, source, scopes)
+        return await self.fresh(row.org_id, settings, row.grant_type, source, scopes, confirm)
 
     async def fresh(
         self,
@@ -50,10 +52,12 @@ class Grants:
         grant_type: str | None,
         source: UUID | None,
         scopes: Sequence[str],
+        confirm: Confirm | None = None,
     ) -> TokenSet:
         """Obtain new tokens with a grant that needs no user."""
         if grant_type == "client_credentials":
-            return await self.run(org, settings, {"grant_type": "client_credentials"}, scopes)
+            params = {"grant_type": "client_credentials"}
+            return await self.run(org, settings, params, scopes, confirm)
         if grant_type == "password" and source is not None:
             data = (await self._vault.reveal_cached(org, source)).data
             params = {
@@ -61,18 +65,23 @@ class Grants:
                 "username": str(data.get("username", "")),
                 "password": str(data.get("password", "")),
             }
-            return await self.run(org, settings, params, scopes)
+            return await self.run(org, settings, params, scopes, confirm)
         if grant_type == "jwt-bearer" and source is not None:
             data = (await self._vault.reveal_cached(org, source)).data
             params = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion(data, settings)}
-            return await self.run(org, settings, params, scopes)
+            return await self.run(org, settings, params, scopes, confirm)
         raise TokenFailureError(FailureKind.PERMANENT, "not_refreshable")
 
     async def run(
-        self, org: str, settings: OAuth2Settings, params: Mapping[str, str], scopes: Sequence[str]
+        self,
+        org: str,
+        settings: OAuth2Settings,
+        params: Mapping[str, str],
+        scopes: Sequence[str],
+        confirm: Confirm | None = None,
     ) -> TokenSet:
         auth = await self._configs.client_auth(org, settings)
-        return await self.provider.grant(settings, auth, params, scopes)
+        return await self.provider.grant(settings, auth, params, scopes, confirm)
 
 
 def assertion(data: Mapping[str, Any], settings: OAuth2Settings) -> str:

@@ -10,7 +10,7 @@ inside its token endpoint's concurrency cap and circuit breaker.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +33,11 @@ from oauth_broker.domain.failures import (
 )
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+Confirm = Callable[[], Awaitable[bool]]
+
+
+class LeaseLostError(Exception):
+    """This replica no longer holds the credential's lease: another one refreshes it."""
 
 
 @dataclass(frozen=True)
@@ -155,8 +160,13 @@ class ProviderClient:
         auth: ClientAuth,
         params: Mapping[str, str],
         scopes: Sequence[str] = (),
+        confirm: Confirm | None = None,
     ) -> TokenSet:
-        """One token request (any grant); ``params`` holds the grant's own fields."""
+        """One token request (any grant); ``params`` holds the grant's own fields.
+
+        ``confirm`` runs once a slot under the endpoint's cap is ours, right before the
+        request: a refresh whose lease was taken over meanwhile stops there, before the
+        provider could rotate anything."""
         body = dict(parse_qsl(settings.additional_token_params or "", keep_blank_values=True))
         body.update(params)
         if scopes and "scope" not in body and body.get("grant_type") != "authorization_code":
@@ -164,6 +174,8 @@ class ProviderClient:
         client = self._client(settings, auth)
         grant_type = body.pop("grant_type")
         async with self._guards.calling(origin_of(settings.token_url)):
+            if confirm is not None and not await confirm():
+                raise LeaseLostError
             try:
                 raw = await client.fetch_token(settings.token_url, grant_type=grant_type, **body)
             except OAuthError as exc:

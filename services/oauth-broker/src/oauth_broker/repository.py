@@ -67,21 +67,27 @@ TOKEN_COLUMNS = """credential_id, org_id, config_key, vault_version, has_refresh
     access_expires_at, issued_at, due_at, status, attempts, retry_at, last_error, grant_type,
     source_credential_id, fencing, lease_owner, lease_until > now() AS leased"""
 
+# A row without a config (a credential made elsewhere, not yet bound) is kept but never
+# due. The broker's own binding may arrive after the vault's credential.created of the
+# same version: it still fills in the config then.
 UPSERT_TOKEN = """
 INSERT INTO tokens (credential_id, org_id, config_key, vault_version, has_refresh_token,
                     access_expires_at, issued_at, due_at, grant_type, source_credential_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $3::text IS NULL THEN NULL ELSE $8::timestamptz END, $9, $10)
 ON CONFLICT (credential_id) DO UPDATE
    SET config_key = COALESCE(excluded.config_key, tokens.config_key),
        vault_version = excluded.vault_version, has_refresh_token = excluded.has_refresh_token,
        access_expires_at = excluded.access_expires_at, issued_at = excluded.issued_at,
        due_at = CASE WHEN COALESCE(excluded.config_key, tokens.config_key) IS NULL THEN NULL
-                     ELSE excluded.due_at END,
+                     ELSE $8::timestamptz END,
        grant_type = COALESCE(excluded.grant_type, tokens.grant_type),
        source_credential_id = COALESCE(excluded.source_credential_id,
                                        tokens.source_credential_id),
        status = 'active', attempts = 0, retry_at = NULL, last_error = NULL
- WHERE tokens.vault_version < excluded.vault_version AND NOT tokens.deleted
+ WHERE NOT tokens.deleted
+   AND (tokens.vault_version < excluded.vault_version
+        OR (tokens.vault_version = excluded.vault_version AND tokens.config_key IS NULL
+            AND excluded.config_key IS NOT NULL))
 RETURNING true"""
 
 DELETE_TOKEN = """
@@ -120,12 +126,15 @@ _OWNED = "credential_id = $1 AND lease_owner = $2 AND fencing = $3"
 
 RELEASE_LEASE = f"UPDATE tokens SET lease_owner = NULL, lease_until = NULL WHERE {_OWNED}"
 
-RECORD_REFRESH = f"""
-UPDATE tokens SET vault_version = GREATEST(vault_version, $4), access_expires_at = $5,
+# The vault's compare-and-set already decided this write is the newest, so the schedule
+# follows it even if the lease was lost meanwhile; only the owner releases the lease.
+RECORD_REFRESH = """
+UPDATE tokens SET vault_version = $4, access_expires_at = $5,
        issued_at = $6, due_at = $7, has_refresh_token = $8, status = 'active', attempts = 0,
        retry_at = NULL, last_error = NULL, refreshes = refreshes + 1,
-       lease_owner = NULL, lease_until = NULL
- WHERE {_OWNED}"""
+       lease_owner = CASE WHEN lease_owner = $2 AND fencing = $3 THEN NULL ELSE lease_owner END,
+       lease_until = CASE WHEN lease_owner = $2 AND fencing = $3 THEN NULL ELSE lease_until END
+ WHERE credential_id = $1 AND vault_version < $4"""
 
 RECORD_TRANSIENT = f"""
 UPDATE tokens SET attempts = attempts + 1, retry_at = $4, due_at = $4, last_error = $5,
@@ -220,5 +229,8 @@ def as_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# Fencing check before every provider call: false when another replica took over.
 RENEW_LEASE = f"""
-UPDATE tokens SET lease_until = now() + make_interval(secs => $4) WHERE {_OWNED}"""
+UPDATE tokens SET lease_until = now() + make_interval(secs => $4)
+ WHERE {_OWNED} AND lease_until > now()
+RETURNING true"""

@@ -18,6 +18,7 @@ from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
 
 from oauth_broker import repository as repo
+from oauth_broker.provider import LeaseLostError
 from oauth_broker.repository import TokenRow
 from oauth_broker.tokens import TokenKeeper
 
@@ -65,11 +66,14 @@ class Scheduler:
     async def _refresh(self, row: TokenRow) -> None:
         try:
             await self._keeper.refresh_scheduled(row)
+        except LeaseLostError:
+            log.info("lease_lost", credential_id=str(row.credential_id))
         except DomainError as exc:
             log.info(
                 "scheduled_refresh_failed",
                 credential_id=str(row.credential_id),
-                error=type(exc).__name__,
+                problem=type(exc).__name__,
+                error=exc.extensions.get("error"),
             )
         except Exception as exc:  # noqa: BLE001 - one credential must not stop the loop
             log.warning(

@@ -35,7 +35,7 @@ from oauth_broker.configs import ConfigStore
 from oauth_broker.domain.failures import FailureKind, TokenFailureError
 from oauth_broker.domain.timing import Backoff, RefreshTiming
 from oauth_broker.grants import Grants
-from oauth_broker.provider import TokenSet
+from oauth_broker.provider import LeaseLostError, TokenSet
 from oauth_broker.repository import TokenRow
 from oauth_broker.vault import Revealed, VaultClient
 
@@ -206,7 +206,10 @@ class TokenKeeper:
                 self._pool, row.org_id, row.credential_id, self.owner, self._lease
             )
             if leased is not None:
-                return await self.refresh_leased(leased, seen_version, min_validity)
+                try:
+                    return await self.refresh_leased(leased, seen_version, min_validity)
+                except LeaseLostError:
+                    continue  # another replica took over: wait for what it stores
             await asyncio.sleep(0.05)
             latest = await repo.get_token(self._pool, row.org_id, row.credential_id)
             if latest is None:
@@ -230,11 +233,10 @@ class TokenKeeper:
             if revealed.version > seen_version and self._fresh(current, min_validity):
                 await self._sync(row, current)
                 return current
-            tokens = await self._grants.renew(row, revealed)
+            tokens = await self._grants.renew(row, revealed, lambda: self._still_ours(row))
         except TokenFailureError as failure:
             return await self._failed(row, failure, revealed)
-        except NotFound:
-            await self._release(row)
+        except LeaseLostError:
             raise
         except BaseException:
             await self._release(row)
@@ -259,7 +261,7 @@ class TokenKeeper:
             except (Unavailable, OSError, TimeoutError) as exc:
                 attempt += 1
                 log.warning("vault_write_retry", attempt=attempt, error=type(exc).__name__)
-                await self._pool.execute(repo.RENEW_LEASE, *self._owned(row), self._lease)
+                await self._pool.fetchval(repo.RENEW_LEASE, *self._owned(row), self._lease)
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
         refreshable = bool(tokens.refresh_token or revealed.data.get("refreshToken"))
         issued = Issued(
@@ -284,6 +286,10 @@ class TokenKeeper:
         return self.timing.due_at(
             issued.expires_at, issued.issued_at, refreshable=issued.refreshable
         )
+
+    async def _still_ours(self, row: TokenRow) -> bool:
+        """The fencing check right before the provider call (and it extends the lease)."""
+        return bool(await self._pool.fetchval(repo.RENEW_LEASE, *self._owned(row), self._lease))
 
     def _owned(self, row: TokenRow) -> tuple[UUID, str, int]:
         return (row.credential_id, self.owner, row.fencing)
