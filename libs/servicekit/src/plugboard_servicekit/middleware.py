@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import structlog
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -155,6 +154,22 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, _too_large_detail(max_bytes))
 
 
+def _declared_length(scope: Scope) -> tuple[int | None, bool]:
+    """(Content-Length, whether the HTTP/1 framing bounds the body by it): an HTTP/1
+    request without Transfer-Encoding has exactly Content-Length bytes, or none."""
+    declared: int | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+            if declared is None:
+                return None, False
+        elif name == b"transfer-encoding":
+            chunked = True
+    http1 = scope.get("http_version") in ("1.0", "1.1")
+    return declared, http1 and not chunked
+
+
 class BodySizeLimitMiddleware:
     """413 problem when Content-Length or the streamed body exceeds ``max_bytes``."""
 
@@ -166,10 +181,17 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        declared, framed = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
+        if framed:  # the server reads exactly Content-Length bytes (or none): nothing to count
+            await self.app(scope, receive, send)
+            return
+        await self._counted(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body of unknown length (chunked, HTTP/2): count it as it streams in."""
         received = 0
         started = False
 
