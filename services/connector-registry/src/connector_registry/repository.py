@@ -41,6 +41,9 @@ class ConnectorWrite:
         )  # fmt: skip
 
 
+NEXT_UPDATE = "greatest(updated_at + interval '1 microsecond', clock_timestamp())"
+"""Strictly increasing per connector, and moved by every change to its children too
+(Versori: updatedAt includes child resources): the read cache keys on it."""
 CONNECTOR_COLUMNS = (
     "id, org_id, name, protocol, base_url, dataset_id, documentation_url, icon_url, tags, "
     "categories, connection_variables, provider, version, created_at, updated_at"
@@ -53,12 +56,14 @@ RETURNING {CONNECTOR_COLUMNS}"""
 UPDATE_CONNECTOR = f"""
 UPDATE connectors SET name = $3, protocol = $4, base_url = $5, dataset_id = $6,
        documentation_url = $7, icon_url = $8, tags = $9, categories = $10,
-       connection_variables = $11::jsonb, provider = $12, version = version + 1, updated_at = now()
+       connection_variables = $11::jsonb, provider = $12, version = version + 1, updated_at = {NEXT_UPDATE}
 WHERE org_id = $1 AND id = $2
 RETURNING {CONNECTOR_COLUMNS}"""
 TOUCH_CONNECTOR = f"""
-UPDATE connectors SET version = version + 1, updated_at = now()
+UPDATE connectors SET version = version + 1, updated_at = {NEXT_UPDATE}
 WHERE org_id = $1 AND id = $2 RETURNING {CONNECTOR_COLUMNS}"""
+MARK_CHANGED = f"UPDATE connectors SET updated_at = {NEXT_UPDATE} WHERE org_id = $1 AND id = $2"
+SELECT_UPDATED_AT = "SELECT updated_at FROM connectors WHERE org_id = $1 AND id = $2"
 SELECT_CONNECTOR = f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE org_id = $1 AND id = $2"
 LOCK_CONNECTOR = SELECT_CONNECTOR + " FOR UPDATE"
 DELETE_CONNECTOR = "DELETE FROM connectors WHERE org_id = $1 AND id = $2"
@@ -79,6 +84,38 @@ async def update_connector(conn: Connection, org: str, cid: UUID, w: ConnectorWr
 
 async def touch_connector(conn: Connection, org: str, cid: UUID) -> Any:
     return await conn.fetchrow(TOUCH_CONNECTOR, org, cid)
+
+
+SELECT_CONNECTOR_VIEW = f"""
+SELECT {CONNECTOR_COLUMNS},
+  (SELECT coalesce(json_agg(json_build_object(
+       'id', v.id, 'connector_id', v.connector_id, 'name', v.name,
+       'description', v.description, 'is_default', v.is_default,
+       'published_at', v.published_at, 'created_at', v.created_at, 'updated_at', v.updated_at)
+       ORDER BY v.created_at, v.id), '[]')
+   FROM connector_versions v WHERE v.org_id = $1 AND v.connector_id = c.id) AS versions_json,
+  (SELECT coalesce(json_agg(json_build_object(
+       'connector_id', a.connector_id, 'id', a.id, 'scheme_type', a.scheme_type,
+       'config', a.config, 'client_secret_credential_id', a.client_secret_credential_id,
+       'version', a.version, 'deleted_at', a.deleted_at, 'created_at', a.created_at,
+       'updated_at', a.updated_at)
+       ORDER BY a.position, a.created_at, a.id), '[]')
+   FROM auth_scheme_configs a
+   WHERE a.org_id = $1 AND a.connector_id = c.id AND a.deleted_at IS NULL) AS configs_json
+FROM connectors c WHERE c.org_id = $1 AND c.id = $2"""
+
+
+async def get_connector_view(db: Executor, org: str, cid: UUID) -> Any:
+    """The connector with its versions and configs in one round trip (the hot read)."""
+    return await db.fetchrow(SELECT_CONNECTOR_VIEW, org, cid)
+
+
+async def mark_changed(conn: Connection, org: str, cid: UUID) -> None:
+    await conn.execute(MARK_CHANGED, org, cid)
+
+
+async def updated_at(db: Executor, org: str, cid: UUID) -> datetime | None:
+    return await db.fetchval(SELECT_UPDATED_AT, org, cid)
 
 
 async def get_connector(db: Executor, org: str, cid: UUID, *, lock: bool = False) -> Any:

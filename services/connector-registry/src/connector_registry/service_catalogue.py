@@ -7,6 +7,7 @@ thread so the event loop keeps serving other requests meanwhile.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,14 +40,18 @@ class Entry:
     display_name: str
     auth_types: tuple[str, ...]
     document: dict[str, Any]
+    encoded: bytes = b""
 
 
 @cache
 def builtin_entries() -> dict[str, Entry]:
-    return {
-        name: Entry(name, p.display_name, tuple(p.auth_types()), catalogue_entry(p))
-        for name, p in catalogue.builtin().items()
-    }
+    entries = {}
+    for name, provider in catalogue.builtin().items():
+        document = catalogue_entry(provider)
+        kinds = tuple(provider.auth_types())
+        encoded = json.dumps(document, separators=(",", ":")).encode()
+        entries[name] = Entry(name, provider.display_name, kinds, document, encoded)
+    return entries
 
 
 def _entry(document: dict[str, Any]) -> Entry:
@@ -79,6 +84,16 @@ class CatalogueService:
     def __init__(self, pool: asyncpg.Pool, connectors: ConnectorService) -> None:
         self.pool = pool
         self.connectors = connectors
+
+    async def get_encoded(self, org: str, name: str) -> bytes:
+        """The entry as JSON bytes: built-in ones are encoded once at start-up."""
+        own = await repo.get_provider(self.pool, org, name)
+        if own is not None:
+            return json.dumps(own, separators=(",", ":")).encode()
+        entry = builtin_entries().get(name)
+        if entry is None:
+            raise NotFound("No such provider.")
+        return entry.encoded
 
     async def get(self, org: str, name: str) -> dict[str, Any]:
         own = await repo.get_provider(self.pool, org, name)

@@ -7,8 +7,9 @@ credential that was not created, and a failed transaction deletes what it made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,10 +42,30 @@ class ConnectorView:
     configs: list[ConfigRow]
 
 
+READ_CACHE_SIZE = 2048
+
+
 class ConnectorService:
     def __init__(self, pool: asyncpg.Pool, secrets: SecretStore) -> None:
         self.pool = pool
         self.secrets = secrets
+        self._rendered: dict[tuple[str, UUID], tuple[datetime, bytes]] = {}
+
+    async def get_rendered(
+        self, org: str, cid: UUID, render: Callable[[ConnectorView], bytes]
+    ) -> bytes:
+        """The served JSON of a connector, rendered again only when ``updated_at`` moved
+        (every change to it or its children moves it): one indexed lookup per hit."""
+        key = (org, cid)
+        cached = self._rendered.get(key)
+        if cached is not None and await repo.updated_at(self.pool, org, cid) == cached[0]:
+            return cached[1]
+        view = await self.get(org, cid)
+        body = render(view)
+        if len(self._rendered) >= READ_CACHE_SIZE:
+            self._rendered.pop(next(iter(self._rendered)))
+        self._rendered[key] = (view.row["updated_at"], body)
+        return body
 
     async def _views(self, org: str, rows: Sequence[Any]) -> list[ConnectorView]:
         ids = [row["id"] for row in rows]
@@ -60,10 +81,12 @@ class ConnectorService:
         ]
 
     async def get(self, org: str, cid: UUID) -> ConnectorView:
-        row = await repo.get_connector(self.pool, org, cid)
+        row = await repo.get_connector_view(self.pool, org, cid)
         if row is None:
             raise not_found()
-        return (await self._views(org, [row]))[0]
+        versions = [_version(v) for v in row["versions_json"]]
+        configs = [ConfigRow.of(_config(c)) for c in row["configs_json"]]
+        return ConnectorView(row, versions, configs)
 
     async def list(
         self, org: str, after: UUID | None, filters: tuple[str | None, ...], limit: int
@@ -177,6 +200,7 @@ class ConnectorService:
             row = await repo.tombstone_config(conn, org, cid, config_id)
             if row is None:
                 raise NotFound("No such auth scheme config.")
+            await repo.mark_changed(conn, org, cid)
             await outbox.add(conn, events.config_deleted(org, row))
         if row.client_secret_credential_id is not None:
             await self.secrets.delete(org, row.client_secret_credential_id)
@@ -218,6 +242,7 @@ async def _upsert_config(
         grant.pop("organisationId", None)
     values = (scheme.scheme_type.value, stored, plan.credential_id)
     row = await repo.upsert_config(conn, org, cid, config_id, values)
+    await repo.mark_changed(conn, org, cid)
     await outbox.add(conn, events.config_upserted(org, row))
     return row
 
@@ -252,3 +277,27 @@ def _patched(current: Any, patch: ConnectorPatch) -> ConnectorWrite:
         message = "datasetId is for bigquery connectors only" if protocol == "http" else "required"
         raise Invalid(message, errors=[_field("datasetId", message)])
     return ConnectorWrite(protocol=protocol, provider=current["provider"], **values)
+
+
+def _version(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version from the view's JSON (ids and times as text) in the row's Python types."""
+    return {
+        **raw,
+        "id": UUID(raw["id"]),
+        "connector_id": UUID(raw["connector_id"]),
+        **{key: _time(raw[key]) for key in ("published_at", "created_at", "updated_at")},
+    }
+
+
+def _config(raw: dict[str, Any]) -> dict[str, Any]:
+    secret = raw["client_secret_credential_id"]
+    return {
+        **raw,
+        "connector_id": UUID(raw["connector_id"]),
+        "client_secret_credential_id": UUID(secret) if secret else None,
+        **{key: _time(raw[key]) for key in ("deleted_at", "created_at", "updated_at")},
+    }
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

@@ -77,9 +77,15 @@ async def list_connectors(
     )
 
 
-@router.get("/connectors/{connector_id}")
-async def get_connector(connector_id: str, call: ConnectorsRead) -> ConnectorOut:
-    return _out(call, await call.deps.connectors.get(call.caller.org, parse_id(connector_id)))
+@router.get("/connectors/{connector_id}", response_model=ConnectorOut)
+async def get_connector(connector_id: str, call: ConnectorsRead) -> Response:
+    """The hot read: serialised once here (FastAPI would validate the model again)."""
+    body = await call.deps.connectors.get_rendered(
+        call.caller.org,
+        parse_id(connector_id),
+        lambda view: _out(call, view).model_dump_json().encode(),
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/connectors/{connector_id}")

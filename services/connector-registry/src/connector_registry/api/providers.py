@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from connector_registry.api.deps import (
     NO_NUL,
@@ -58,9 +58,10 @@ async def list_providers(
     return ProviderPage(items=items, next_page_token=next_token(following))
 
 
-@router.get("/providers/{name}")
-async def get_provider(name: str, call: ProvidersRead) -> dict[str, Any]:
-    return await call.deps.catalogue.get(call.caller.org, path_text(name, "provider"))
+@router.get("/providers/{name}", response_model=dict[str, Any])
+async def get_provider(name: str, call: ProvidersRead) -> Response:
+    body = await call.deps.catalogue.get_encoded(call.caller.org, path_text(name, "provider"))
+    return Response(body, media_type="application/json")
 
 
 @router.post("/providers", status_code=201)

@@ -25,7 +25,23 @@ class Out(BaseModel):
     )
 
 
+_CONFIG_CACHE: dict[tuple[Any, ...], Any] = {}
+_CONFIG_CACHE_SIZE = 4096
+
+
 def config_out(row: ConfigRow, *, dev: bool, certificate: bool) -> AuthSchemeConfig:
+    """The config as served, cached per (config, version): a config changes only with
+    its version, so the hot read skips parsing and assessing it again."""
+    key = (row.connector_id, row.id, row.version, dev, certificate)
+    found = _CONFIG_CACHE.get(key)
+    if found is None:
+        if len(_CONFIG_CACHE) >= _CONFIG_CACHE_SIZE:
+            _CONFIG_CACHE.pop(next(iter(_CONFIG_CACHE)))
+        found = _CONFIG_CACHE[key] = _config_out(row, dev=dev, certificate=certificate)
+    return found
+
+
+def _config_out(row: ConfigRow, *, dev: bool, certificate: bool) -> AuthSchemeConfig:
     scheme = parse_scheme(row.config)
     if isinstance(scheme, OAuth2Scheme) and row.client_secret_credential_id is not None:
         grant = scheme.grant.model_copy(update={"credential_id": row.client_secret_credential_id})
