@@ -56,7 +56,8 @@ RETURNING {CONNECTOR_COLUMNS}"""
 UPDATE_CONNECTOR = f"""
 UPDATE connectors SET name = $3, protocol = $4, base_url = $5, dataset_id = $6,
        documentation_url = $7, icon_url = $8, tags = $9, categories = $10,
-       connection_variables = $11::jsonb, provider = $12, version = version + 1, updated_at = {NEXT_UPDATE}
+       connection_variables = $11::jsonb, provider = $12, version = version + 1,
+       updated_at = {NEXT_UPDATE}
 WHERE org_id = $1 AND id = $2
 RETURNING {CONNECTOR_COLUMNS}"""
 TOUCH_CONNECTOR = f"""

@@ -42,6 +42,13 @@ async def test_crud_filters_and_pages(registry: Registry, auth: dict[str, str]) 
     assert patched.json()["documentationUrl"] == "https://docs.stripe.com"
     assert patched.json()["version"] == 2
     path = f"/v1/connectors/{created['id']}"
+    assert (await registry.get(path, headers=auth)).json()["authSchemeConfigs"] == []
+    config = {"schemeType": "basic-auth"}
+    put = await registry.put(f"{path}/auth-scheme-configs/b", json=config, headers=auth)
+    assert put.status_code == 201
+    served = (await registry.get(path, headers=auth)).json()  # the read cache moved on
+    assert [c["id"] for c in served["authSchemeConfigs"]] == ["b"]
+    assert served["updatedAt"] > patched.json()["updatedAt"]
     assert (await registry.delete(path, headers=auth)).status_code == 204
     assert (await registry.get(path, headers=auth)).status_code == 404
 
