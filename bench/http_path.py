@@ -31,10 +31,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import structlog
 import uvicorn
+from _asgi_cpu import Case, cpu_us
 from _wrk import (  # bench/ is the script's directory, first on sys.path
     Target,
     ensure_wrk,
@@ -48,12 +49,18 @@ from _wrk import (  # bench/ is the script's directory, first on sys.path
 )
 from fastapi import APIRouter, FastAPI
 from plugboard_servicekit import db, embedded
-from plugboard_servicekit.app import Runtime, ServiceSpec, runtime_dependencies
+from plugboard_servicekit.app import (
+    Runtime,
+    ServiceSpec,
+    create_service_app,
+    runtime_dependencies,
+)
 from plugboard_servicekit.app import serve as serve_spec
 from plugboard_servicekit.auth import generate_keypair, mint_token
 from plugboard_servicekit.http import Call, authorize
 from plugboard_servicekit.logging import configure_logging, log_access
 from plugboard_servicekit.settings import ServiceSettings, service_settings_config
+from plugboard_servicekit.telemetry import NATIVE_TELEMETRY_OFF
 
 SCHEMA = "bench_http"
 AUTHENTICATED_TARGET_US = 200.0
@@ -63,8 +70,8 @@ ACCESS_LINE_TARGET_US = 50.0
 # ------------------------------------------------------------------ servers
 
 
-def bare_app() -> FastAPI:
-    app = FastAPI()
+def bare_app(**options: Any) -> FastAPI:
+    app = FastAPI(**options)
 
     @app.get("/v1/ping")
     async def ping() -> dict[str, bool]:
@@ -182,6 +189,36 @@ def measure(env: dict[str, str], token: str, runs: int, seconds: float) -> dict[
     }
 
 
+async def in_process(env: dict[str, str], token: str, sink: TextIO) -> dict[str, Any]:
+    """The same three routes driven in this process (``_asgi_cpu``): a steadier figure
+    than wrk's on a loaded machine. The service runs its real lifespan (database,
+    broker); FastAPI's own telemetry is off in the bare app as it is in its own
+    process, where no tracer provider exists."""
+    settings = BenchSettings(
+        database_url=env["DATABASE_URL"], kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        jwt_public_key=env["PLUGBOARD_JWT_PUBLIC_KEY"], log_level="INFO",
+    )  # fmt: skip
+    app = create_service_app(bench_spec(Path(env["BENCH_MIGRATIONS"])), settings)
+    configure_logging("bench-http", "INFO", stream=sink)  # access lines on, not on stdout
+    async with app.router.lifespan_context(app):
+        cases = [
+            Case("bare_fastapi", bare_app(telemetry=NATIVE_TELEMETRY_OFF), "/v1/ping", {}),
+            Case("servicekit_route", app, "/v1/ping", {}),
+            Case("servicekit_authenticated", app, "/v1/whoami",
+                 {"Authorization": f"Bearer {token}"}),
+        ]  # fmt: skip
+        cpu = await cpu_us(cases)
+    configure_logging("bench", "WARNING", stream=sys.stderr)
+    bare = cpu["bare_fastapi"]["median"]
+    return {
+        "cpu_us_per_request": cpu,
+        "overhead_us_over_bare": {
+            name: round(cpu[name]["median"] - bare, 1)
+            for name in ("servicekit_route", "servicekit_authenticated")
+        },
+    }
+
+
 def main(runs: int, seconds: float) -> dict[str, Any]:
     configure_logging("bench", "WARNING", stream=sys.stderr)  # stdout is the JSON report
     ensure_wrk()
@@ -200,6 +237,8 @@ def main(runs: int, seconds: float) -> dict[str, Any]:
         (workdir / "migrations").mkdir()
         token = mint_token(private_key, sub="bench", org="org-bench", scopes=["bench:read"])
         result = measure(env, token, runs, seconds)
+        with open(os.devnull, "w") as sink:
+            result["in_process_asgi"] = asyncio.run(in_process(env, token, sink))
     finally:
         broker.stop()
         postgres.stop()
