@@ -96,7 +96,8 @@ def run_wrk(target: Target, seconds: float, connections: int = CONNECTIONS) -> d
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(target.script)
     try:
-        command = [ensure_wrk(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+        duration = f"{max(1, round(seconds))}s"
+        command = [ensure_wrk(), "-t1", f"-c{connections}", f"-d{duration}", "--timeout", "10s",
                    "-s", script.name, target.base_url]  # fmt: skip
         before = cpu_seconds(target.server_pid)
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
