@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from connector_registry.cli import app as registry_app
 from credential_vault.cli import app as vault_app
 
 from plugboard_cli.dev import dev
@@ -22,6 +23,7 @@ app.command()(migrate)
 app.command()(topics)
 app.command()(keys)
 app.add_typer(vault_app, name="vault")  # `plugboard vault ...`: owned by credential-vault
+app.add_typer(registry_app, name="registry")  # `plugboard registry ...`: connector-registry
 
 if __name__ == "__main__":
     app()
