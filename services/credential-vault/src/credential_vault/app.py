@@ -80,8 +80,18 @@ async def sweep(deps: VaultDeps) -> None:
 
 
 async def keyring(deps: VaultDeps) -> str | None:
-    """Readiness: no requests until the key ring is loaded; a refused ring file says why."""
-    return deps.keys.status()
+    """Readiness: no requests until a key ring is loaded (the status says why not).
+
+    A refused ring *file* does not gate: the ring already held keeps serving, and the
+    same bad file reaches every replica at once, so gating on it would take the whole
+    vault out of service. ``keyring_file`` reports it instead."""
+    return None if deps.keys.loaded else deps.keys.status() or "not loaded"
+
+
+def keyring_file(deps: VaultDeps) -> str | None:
+    """Reported, never gating: a ring file refused while the held ring serves
+    (``refused key ring file: <reason>; serving active version N``)."""
+    return deps.keys.status() if deps.keys.loaded else None
 
 
 SPEC = ServiceSpec[VaultSettings, VaultDeps](
@@ -94,6 +104,7 @@ SPEC = ServiceSpec[VaultSettings, VaultDeps](
     subscriptions=SUBSCRIPTIONS,
     background=(watch_keyring, sweep),
     readiness=(keyring,),
+    reports=(keyring_file,),
     trusted_services=TRUSTED_SERVICES,
 )
 
