@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,9 +51,6 @@ _MESSAGING_STEP_SECONDS = 15.0
 """Bound on one attempt to create topics / join the group: a stalled broker accepts
 TCP connections and then never answers."""
 _FROZEN = False
-_PROBE_CORRELATION_ID = 0x504C4247
-_PROBE_CLIENT = b"plugboard-probe"
-_PROBE_REQUEST = struct.pack(">hhih", 18, 0, _PROBE_CORRELATION_ID, len(_PROBE_CLIENT))
 """A Kafka ApiVersions v0 request (api key 18): every broker answers it, before auth."""
 
 
@@ -147,36 +143,12 @@ async def _connect_messaging(
     metrics.MESSAGING_RUNNING.labels(service=runtime.spec.name).set(1)
 
 
-async def broker_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
-    """True when one bootstrap server answers a real Kafka request within ``timeout``.
-
-    A TCP connect alone is not enough: a stalled (e.g. SIGSTOPped) broker's kernel
-    still accepts connections into the listen backlog (TOOLCHAIN.md)."""
-    request = _PROBE_REQUEST + _PROBE_CLIENT
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, int(port))
-                try:
-                    writer.write(struct.pack(">i", len(request)) + request)
-                    await writer.drain()
-                    _, correlation_id = struct.unpack(">ii", await reader.readexactly(8))
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-            continue
-        if correlation_id == _PROBE_CORRELATION_ID:
-            return True
-    return False
-
-
 async def _watch_broker(runtime: Runtime[Any]) -> None:
     """Probe the broker on a timer for /readyz and ``plugboard_broker_up``."""
     settings = runtime.settings
     gauge = metrics.BROKER_UP.labels(service=runtime.spec.name)
     while True:
-        up = await broker_answers(settings.kafka_bootstrap_servers, timeout=2.0)
+        up = await kafka.broker_answers(settings.kafka_bootstrap_servers, timeout=2.0)
         if (runtime.messaging.broker == "up") != up:
             log.info("broker_state", broker="up" if up else "down")
         runtime.messaging.broker = "up" if up else "down"

@@ -7,6 +7,7 @@ created explicitly so their partition count never depends on who touched them fi
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,11 @@ from aiokafka.errors import UnknownError, UnsupportedVersionError
 from plugboard_contracts.topics import dlq_topic
 
 from plugboard_servicekit.logging import get_logger
+
+# An ApiVersions v0 request (api key 18): the smallest a Kafka broker must answer.
+_PROBE_CORRELATION_ID = 0x504C4247
+_PROBE_CLIENT = b"plugboard-probe"
+_PROBE_REQUEST = struct.pack(">hhih", 18, 0, _PROBE_CORRELATION_ID, len(_PROBE_CLIENT))
 
 log = get_logger(__name__)
 
@@ -135,12 +141,25 @@ async def ensure_topics(
         await admin.close()
 
 
-async def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
-    """A TCP connect to the first bootstrap server: cheap enough for /readyz."""
-    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    return True
+async def broker_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
+    """True when one bootstrap server answers a real Kafka request within ``timeout``.
+
+    A TCP connect alone is not enough: a stalled (e.g. SIGSTOPped) broker's kernel
+    still accepts connections into the listen backlog (TOOLCHAIN.md)."""
+    request = _PROBE_REQUEST + _PROBE_CLIENT
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                try:
+                    writer.write(struct.pack(">i", len(request)) + request)
+                    await writer.drain()
+                    _, correlation_id = struct.unpack(">ii", await reader.readexactly(8))
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+            continue
+        if correlation_id == _PROBE_CORRELATION_ID:
+            return True
+    return False
