@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from connector_registry.app import SPEC
@@ -70,3 +71,18 @@ def auth(jwt_keys: tuple[str, str], org: str) -> dict[str, str]:
 def headers(jwt_keys: tuple[str, str], org: str, *scopes: str) -> dict[str, str]:
     token = mint_token(jwt_keys[0], sub="test-user", org=org, scopes=scopes or ALL_SCOPES)
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def make_headers(jwt_keys: tuple[str, str]) -> Callable[..., dict[str, str]]:
+    """``make_headers(org, *scopes)``: a bearer header (every registry scope by default)."""
+    return lambda org, *scopes: headers(jwt_keys, org, *scopes)
+
+
+@pytest.fixture(scope="session")
+def all_scopes() -> tuple[str, ...]:
+    return ALL_SCOPES
+
+
+def data_file(name: str) -> Path:
+    return Path(__file__).parent / "data" / name

@@ -12,12 +12,11 @@ import pytest
 from plugboard_contracts.payloads import ConnectionCreated, ConnectionDeleted
 from plugboard_contracts.topics import new_event
 from plugboard_servicekit.kafka import create_producer
-from plugboard_servicekit.testing import TopicReader, wait_until
-
-from tests.conftest import Registry
-from tests.unit.test_documents import BILLION_LAUGHS
+from plugboard_servicekit.testing import AppClient, TopicReader, wait_until
 
 pytestmark = pytest.mark.integration
+Registry = AppClient[Any, Any]
+BILLION_LAUGHS = (Path(__file__).parents[1] / "data" / "billion-laughs.yaml").read_bytes()
 DATA = Path(__file__).parents[1] / "data"
 
 

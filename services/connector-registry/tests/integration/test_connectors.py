@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from connector_registry.domain.schemes import SchemeType
-
-from tests.conftest import Registry, headers
-from tests.unit.test_schemes import EVERY_SCHEME
+from plugboard_servicekit.testing import AppClient
 
 pytestmark = pytest.mark.integration
+Registry = AppClient[Any, Any]
+EVERY_SCHEME = json.loads((Path(__file__).parents[1] / "data" / "every-scheme.json").read_text())
 
 
 async def _create(registry: Registry, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
@@ -54,15 +57,15 @@ async def test_crud_filters_and_pages(registry: Registry, auth: dict[str, str]) 
 
 
 async def test_other_orgs_and_bad_ids_answer_404(
-    registry: Registry, auth: dict[str, str], jwt_keys: tuple[str, str]
+    registry: Registry, auth: dict[str, str], make_headers: Callable[..., Any]
 ) -> None:
     created = await _create(registry, auth)
-    other = headers(jwt_keys, "someone-else")
+    other = make_headers("someone-else")
     for path in (f"/v1/connectors/{created['id']}", "/v1/connectors/not-a-uuid"):
         assert (await registry.get(path, headers=other)).status_code == 404
     path = f"/v1/connectors/{created['id']}"
     assert (await registry.delete(path, headers=other)).status_code == 404
-    limited = headers(jwt_keys, "x", "connectors:read")
+    limited = make_headers("x", "connectors:read")
     refused = await registry.post("/v1/connectors", json={"name": "n"}, headers=limited)
     assert refused.status_code == 403
 

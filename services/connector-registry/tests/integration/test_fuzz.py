@@ -22,8 +22,6 @@ from plugboard_servicekit.testing.processes import start_service_processes
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from tests.conftest import ALL_SCOPES
-
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_OPERATION = 8
 
@@ -43,10 +41,12 @@ def processes(
         shutil.rmtree(state, ignore_errors=True)
 
 
-def test_no_input_gives_a_server_error(processes: ServiceProcesses) -> None:
+def test_no_input_gives_a_server_error(
+    processes: ServiceProcesses, all_scopes: tuple[str, ...]
+) -> None:
     base = processes.url("connector-registry")
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
-    auth = {"Authorization": f"Bearer {processes.token('fuzz-org', ALL_SCOPES)}"}
+    auth = {"Authorization": f"Bearer {processes.token('fuzz-org', all_scopes)}"}
     session = requests.Session()
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     strategies = [

@@ -13,14 +13,12 @@ from connector_registry.app import SPEC
 from connector_registry.settings import ConnectorRegistrySettings
 from plugboard_servicekit.testing import Canary, ServiceProcesses, TopicReader, service_client
 
-from tests.conftest import headers
-
 pytestmark = pytest.mark.integration
 TOPICS = ("auth_scheme_config.upserted", "provider_app.created", "connector.created")
 
 
 async def _revealed(vault: ServiceProcesses, keys: tuple[str, str], org: str, cid: str) -> Any:
-    auth = headers(keys, org, "credentials:reveal", "credentials:read")
+    auth = {"Authorization": f"Bearer {vault.token(org, ['credentials:reveal'])}"}
     async with httpx.AsyncClient(base_url=vault.url("credential-vault")) as client:
         response = await client.post(f"/v1/credentials/{cid}:reveal", headers=auth)
         return response.status_code, response.json()

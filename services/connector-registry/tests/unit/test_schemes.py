@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,36 +13,9 @@ from connector_registry.domain.schemes import OAuth2Scheme, parse_scheme, stored
 from connector_registry.domain.urlparams import RESERVED_TOKEN, UrlParamsError, parse_params
 from pydantic import ValidationError
 
-EVERY_SCHEME: list[dict[str, Any]] = [
-    {"id": "n", "schemeType": "none"},
-    {"id": "k", "schemeType": "api-key", "name": "X-Key", "in": "header", "valuePrefix": "Key "},
-    {"id": "b", "schemeType": "basic-auth", "description": "admin"},
-    {
-        "id": "o",
-        "schemeType": "oauth2",
-        "authorizeUrl": "https://{{.workspace}}.example.com/authorize",
-        "tokenUrl": "https://example.com/token",
-        "revocationUrl": "https://example.com/revoke",
-        "scopes": [{"name": "read", "description": "Read"}],
-        "defaultScopes": ["read"],
-        "scopeSeparator": ",",
-        "grant": {"type": "authorization_code", "clientId": "abc"},
-        "pkce": False,
-        "tokenEndpointAuthMethod": "client_secret_post",
-        "additionalAuthorizeParams": "prompt=consent&access_type=offline",
-        "additionalTokenParams": "audience=api",
-        "mtlsEnabled": True,
-        "mtlsCredentialId": "0190a7c2-0000-7000-8000-000000000001",
-        "issuer": "https://example.com",
-        "tokenResponseMetadata": ["instance_url"],
-        "refreshMarginSeconds": 120,
-    },
-    {"id": "h", "schemeType": "hmac", "name": "X-Sig", "in": "header", "algorithm": "sha512",
-     "inputs": ["url", "body"], "encoding": "base64"},
-    {"id": "c", "schemeType": "certificate"},
-    {"id": "j", "schemeType": "jwt-bearer", "tokenUrl": "https://oauth2.googleapis.com/token",
-     "audience": "aud", "scopes": ["s"]},
-]  # fmt: skip
+EVERY_SCHEME: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parents[1] / "data" / "every-scheme.json").read_text()
+)
 
 
 @pytest.mark.parametrize("data", EVERY_SCHEME, ids=lambda d: d["schemeType"])
