@@ -26,6 +26,9 @@ from connector_registry.service_versions import VersionService
 from connector_registry.settings import ConnectorRegistrySettings
 
 SERVICE_NAME = "connector-registry"
+TRUSTED_SERVICES = frozenset({"installation", "oauth-broker"})
+"""Services that read the catalogue, connectors and provider apps for an org: installation
+(provider entries for connections) and the OAuth broker (configs and apps)."""
 
 
 @asynccontextmanager
@@ -59,6 +62,7 @@ SPEC = ServiceSpec[ConnectorRegistrySettings, RegistryDeps](
     dependencies=registry_dependencies,
     routers=[providers.imports, connectors.router, providers.router, apps.router],
     subscriptions=SUBSCRIPTIONS,
+    trusted_services=TRUSTED_SERVICES,
 )
 
 
