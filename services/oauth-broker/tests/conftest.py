@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -17,17 +18,18 @@ from oauth_broker.settings import OAuthBrokerSettings
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.auth import mint_token
 from plugboard_servicekit.embedded import server_tempdir
-from plugboard_servicekit.testing import AppClient, ServiceProcesses, service_client
+from plugboard_servicekit.testing import AppClient, ServiceProcesses, service_client, wait_until
 from plugboard_servicekit.testing.processes import start_service_processes
 
 Broker = AppClient[OAuthBrokerSettings, BrokerDeps]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def vault_process(
     postgres_dsn: str, kafka_bootstrap: str, jwt_keys: tuple[str, str]
 ) -> Iterator[ServiceProcesses]:
-    """The real credential-vault as a process (the broker stores every token there)."""
+    """The real credential-vault as a process (the broker stores every token there),
+    one for all the broker's tests."""
     state = server_tempdir("broker-vault-")
     try:
         with start_service_processes(
@@ -63,10 +65,14 @@ def start_broker(
     broker_settings: Callable[..., OAuthBrokerSettings],
 ) -> Callable[..., AbstractAsyncContextManager[Broker]]:
     """``async with start_broker(schema=None, **settings) as broker``; pass the first
-    broker's ``schema`` to start a second replica on the same one."""
+    broker's ``schema`` to start a second replica on the same one. It signs as
+    ``oauth-broker`` (the vault trusts that name), so it consumes nothing: one consumer
+    group shared by every test app rejoins slowly on Tansu and holds up the relay.
+    The consumers have tests of their own (test_consumers.py)."""
 
     def start(schema: str | None = None, **overrides: Any) -> AbstractAsyncContextManager[Broker]:
-        return service_client(SPEC, broker_settings(**overrides), schema=schema,
+        spec = dataclasses.replace(SPEC, subscriptions=())
+        return service_client(spec, broker_settings(**overrides), schema=schema,
                               name="oauth-broker")  # fmt: skip
 
     return start
@@ -95,6 +101,12 @@ async def seed_config(
         broker.deps.pool, key, org, "mock", 1, settings.model_dump(mode="json")
     )
     return connector_id, "oauth"
+
+
+async def publishing(broker: Broker) -> None:
+    """Wait until the broker's relay runs (it starts once the consumer joined its group,
+    which on Tansu can take a while after other members of the group left)."""
+    await wait_until(lambda: broker.runtime.messaging.status == "running", 60)
 
 
 def new_org() -> str:

@@ -16,7 +16,7 @@ from plugboard_contracts.payloads import CredentialRefreshFailed
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, TopicReader, wait_until
 
-from ..conftest import Broker, headers, new_org, seed_config
+from ..conftest import Broker, headers, new_org, publishing, seed_config
 from ..rotating import RotatingEndpoint, serve_rotating
 
 pytestmark = pytest.mark.integration
@@ -153,6 +153,8 @@ async def test_invalid_grant_publishes_refresh_failed_once(
         second = await stack.enter_async_context(
             start_broker(schema=first.schema, scheduler_enabled=True)
         )
+        await publishing(first)
+        await publishing(second)
         cid = await imported(first, endpoint, jwt_keys, org, "dead")
         endpoint.families["dead"].revoked = True
         await expire_in_vault(vault_process.url("credential-vault"), jwt_keys, org, cid)

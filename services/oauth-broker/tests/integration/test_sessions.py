@@ -14,7 +14,7 @@ from plugboard_contracts.payloads import OAuthSessionCompleted, OAuthSessionFail
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, OAuthServer, TopicReader
 
-from ..conftest import Broker, headers, new_org, seed_config
+from ..conftest import Broker, headers, new_org, publishing, seed_config
 
 pytestmark = pytest.mark.integration
 REDIRECT = "https://app.example/oauth/done"
@@ -69,6 +69,7 @@ async def test_authorization_code_with_pkce_end_to_end(
     broker: Broker, oauth_server: OAuthServer, jwt_keys: tuple[str, str], kafka_bootstrap: str
 ) -> None:
     org = new_org()
+    await publishing(broker)
     async with TopicReader(kafka_bootstrap, "oauth.session.completed") as completed:
         started = await start_session(broker, jwt_keys, org, mock_settings(oauth_server))
         query = parse_qs(urlsplit(started["authorizationUrl"]).query)
@@ -126,6 +127,7 @@ async def test_wrong_issuer_is_rejected_and_publishes_failed(
     broker: Broker, oauth_server: OAuthServer, jwt_keys: tuple[str, str], kafka_bootstrap: str
 ) -> None:
     org = new_org()
+    await publishing(broker)
     async with TopicReader(kafka_bootstrap, "oauth.session.failed") as failed:
         started = await start_session(broker, jwt_keys, org, mock_settings(oauth_server))
         async with httpx.AsyncClient() as outside:
