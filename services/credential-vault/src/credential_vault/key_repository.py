@@ -18,7 +18,7 @@ from plugboard_servicekit.db import Connection
 
 from credential_vault.crypto import Sealed, WrappedDataKey
 from credential_vault.keyring import KeyRingRefusedError
-from credential_vault.repository import SECRET_FROM, Executor, SecretRow
+from credential_vault.repository import Executor, SecretRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,13 +247,40 @@ async def raise_fence(conn: Connection, min_version: int) -> None:
     await conn.execute(RAISE_FENCE, *args)
 
 
-STALE_SECRETS = f"{SECRET_FROM} WHERE c.kek_version < $1 ORDER BY c.id LIMIT $2 FOR UPDATE OF c"
+# Every column: a credential row is exactly a SecretRow's (metadata, dek_version,
+# kek_version, ciphertext), without a column list imported from another module.
+LOCK_STALE_CREDENTIALS = """
+SELECT * FROM credentials WHERE kek_version < $1 ORDER BY id LIMIT $2 FOR UPDATE
+"""
+DATA_KEYS_OF = """
+SELECT org_id, version, kek_version, wrapped, kek_check FROM data_keys
+WHERE (org_id, version) IN (SELECT * FROM unnest($1::text[], $2::int[]))
+"""
 
 
 async def stale_secrets(conn: Connection, below_kek: int, limit: int) -> list[SecretRow]:
-    """Credentials sealed under a KEK older than ``below_kek``, row-locked for rewrap."""
+    """Credentials sealed under a KEK older than ``below_kek``, row-locked for rewrap,
+    each with its data key.
+
+    The lock is taken on the credentials alone, then their data keys are read: a
+    ``FOR UPDATE`` over a join re-checks the join against the old data-key row when a
+    concurrent write moved the credential to another data key, and silently drops the
+    row (a short batch, or an empty one that ends rewrap too early). Once locked,
+    each row's ``dek_version`` is fixed until commit."""
     args = (below_kek, limit)
-    return [SecretRow.of(record) for record in await conn.fetch(STALE_SECRETS, *args)]
+    records = await conn.fetch(LOCK_STALE_CREDENTIALS, *args)
+    pairs = sorted({(record["org_id"], record["dek_version"]) for record in records})
+    key_args = ([org for org, _ in pairs], [version for _, version in pairs])
+    keys = {
+        (key["org_id"], key["version"]): WrappedDataKey(
+            key["org_id"], key["version"], key["kek_version"], key["wrapped"], key["kek_check"]
+        )
+        for key in await conn.fetch(DATA_KEYS_OF, *key_args)
+    }
+    return [
+        SecretRow.with_key(record, keys[record["org_id"], record["dek_version"]])
+        for record in records
+    ]
 
 
 RESEAL = "UPDATE credentials SET dek_version = $2, kek_version = $3, ciphertext = $4 WHERE id = $1"

@@ -74,7 +74,7 @@ class SecretRow:
 
     @classmethod
     def of(cls, record: asyncpg.Record) -> SecretRow:
-        """From one joined record (``SECRET_FROM`` columns)."""
+        """From one joined record (``REVEAL_SECRET``'s columns)."""
         data_key = WrappedDataKey(
             record["org_id"],
             record["dek_version"],
@@ -88,15 +88,6 @@ class SecretRow:
     def with_key(cls, record: asyncpg.Record, data_key: WrappedDataKey) -> SecretRow:
         sealed = Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
         return cls(CredentialRow.of(record), sealed, data_key)
-
-
-SECRET_FROM = (
-    f"SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,"
-    " d.kek_version AS dek_kek_version, d.kek_check AS dek_kek_check"
-    " FROM credentials c JOIN data_keys d"
-    " ON d.org_id = c.org_id AND d.version = c.dek_version"
-)
-"""Kept for ``key_repository`` (rewrap), which still joins; new code names its statement."""
 
 
 @dataclass(frozen=True, slots=True)

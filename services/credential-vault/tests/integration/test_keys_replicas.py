@@ -1,7 +1,8 @@
 """Key rotation against several replicas, at the data-key layer on a real PostgreSQL:
 heartbeats fence set-min-version and the data-key drop, set-min-version cannot
 interleave with a writer, the drop skips a key a writer holds, a forked ring
-cannot store a data key, and two rotations from one base cannot both make "v2"."""
+cannot store a data key (and reads name it), two rotations from one base cannot
+both make "v2", and rewrap takes a row whose data key moved while it waited."""
 
 from __future__ import annotations
 
@@ -14,15 +15,23 @@ from uuid import uuid4
 import asyncpg
 import pytest
 from credential_vault import key_repository as keys_repo
+from credential_vault import repository as repo
 from credential_vault.crypto import DataKey, Envelope
-from credential_vault.datakeys import current_data_key, heartbeat, load_keyring
+from credential_vault.datakeys import current_data_key, decrypt, heartbeat, load_keyring
 from credential_vault.keyring import (
+    KeyRingError,
     KeyStore,
     generate_keyring_file,
     load_keyring_file,
     save_keyring,
 )
-from credential_vault.rotation import RotationRefusedError, rewrap, rotate_key, set_min_version
+from credential_vault.rotation import (
+    RotationRefusedError,
+    rewrap,
+    rewrap_batch,
+    rotate_key,
+    set_min_version,
+)
 from plugboard_servicekit import db
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import Unavailable
@@ -247,3 +256,79 @@ async def test_data_keys_from_before_checks_get_the_ring_s_check_once_one_opens(
     check = running.keys.ring.checks[1]
     assert await keys_repo.kek_checks(pool) == {1: check}
     assert await pool.fetchval("SELECT kek_check FROM data_keys") == check
+
+
+async def test_reads_name_a_forked_ring_instead_of_failing_authentication(
+    pool: asyncpg.Pool, ring_file: Path, tmp_path: Path
+) -> None:
+    """Every statement that reads a data key carries its check value: a replica whose
+    version 1 is another key (loaded before it saw the database) is told so by name."""
+    async with pool.acquire() as conn, conn.transaction():
+        await write_credential(conn, replica(ring_file), "org-a")
+    cid = await pool.fetchval("SELECT id FROM credentials")
+    fork = tmp_path / "fork.json"
+    generate_keyring_file(fork)
+    forked = replica(fork)
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await repo.lock_secret(conn, "org-a", cid)
+        stale = await keys_repo.stale_secrets(conn, 2, 10)
+    revealed = await repo.reveal_secret(pool, "org-a", cid, repo.Audit("test"))
+    assert locked is not None
+    assert revealed is not None
+    assert len(stale) == 1
+    for secret in (locked, revealed, *stale):
+        with pytest.raises(KeyRingError, match="forked key ring"):
+            decrypt(forked, secret)
+
+
+async def move_to_new_data_key(conn: Connection, stale: Envelope, org: str) -> int:
+    """A lagging replica (still on KEK 1) mints the org's next data key and rewrites
+    every credential under it: dek_version changes, kek_version stays 1."""
+    newest = await keys_repo.newest_data_key(conn, org)
+    assert newest is not None
+    fresh = stale.new_data_key(org, newest.version + 1)
+    assert await keys_repo.insert_data_key(conn, fresh)
+    key = stale.unwrap(fresh)
+    rows = await conn.fetch("SELECT id, version FROM credentials ORDER BY id FOR UPDATE")
+    for row in rows:
+        sealed = stale.seal_credential(key, org, row["id"], row["version"] + 1, b"{}")
+        await conn.execute(
+            "UPDATE credentials SET dek_version = $2, kek_version = $3, ciphertext = $4,"
+            " version = version + 1 WHERE id = $1",
+            row["id"],
+            sealed.dek_version,
+            sealed.kek_version,
+            sealed.ciphertext,
+        )
+    return len(rows)
+
+
+async def test_rewrap_takes_rows_whose_data_key_moved_while_it_waited(
+    pool: asyncpg.Pool, ring_file: Path, tmp_path: Path
+) -> None:
+    """Rewrap waits for the rows a writer holds; the writer commits them under a new
+    data key. Locking over the credentials-data_keys join re-checked the join against
+    the old data-key row and dropped every moved row: a batch of 0 ends rewrap with
+    them still under KEK 1. The rows must be taken, rewrapped and still open."""
+    stale_copy = tmp_path / "stale.json"
+    shutil.copy(ring_file, stale_copy)
+    stale = replica(stale_copy)
+    async with pool.acquire() as conn, conn.transaction():
+        for _ in range(3):
+            await write_credential(conn, stale, "org-a")
+    await rotate_key(ring_file, pool)
+    fresh = replica(ring_file)
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        assert await move_to_new_data_key(conn, stale, "org-a") == 3
+        rewrapping = asyncio.create_task(rewrap_batch(pool, fresh, 10))
+        await waiting_on_lock(pool, rewrapping)
+        await transaction.commit()
+    assert await rewrapping == 3
+    assert await pool.fetchval("SELECT count(*) FROM credentials WHERE kek_version < 2") == 0
+    async with pool.acquire() as conn, conn.transaction():
+        for cid in await conn.fetch("SELECT id FROM credentials"):
+            secret = await repo.lock_secret(conn, "org-a", cid["id"])
+            assert secret is not None
+            assert decrypt(fresh, secret) == b"{}"
