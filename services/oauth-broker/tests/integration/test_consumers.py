@@ -1,0 +1,127 @@
+"""The broker's copy of registry settings and its refresh schedule, from real events:
+applied only when newer, tombstones on delete, provider apps kept per org, credential
+events schedule oauth2-token credentials only."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from oauth_broker import repository as repo
+from oauth_broker.app import SPEC
+from oauth_broker.configs import app_key
+from plugboard_contracts.enums import CredentialType, GrantType
+from plugboard_contracts.payloads import (
+    CredentialCreated,
+    CredentialDeleted,
+    ProviderAppCreated,
+    ProviderAppDeleted,
+    ProviderAppUpdated,
+)
+from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_contracts.topics import new_event
+from plugboard_servicekit import kafka
+from plugboard_servicekit.testing import service_client, wait_until
+from pydantic import BaseModel
+
+from ..conftest import Broker, new_org
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def consuming(broker_settings: Any) -> AsyncIterator[Broker]:
+    """A broker that consumes, under a consumer group (and name) of its own; it cannot
+    sign calls to the vault under that name, which these tests do not need."""
+    spec = dataclasses.replace(SPEC, background=())
+    async with service_client(spec, broker_settings(), ready=False) as client:
+        await wait_until(lambda: client.runtime.messaging.status == "running", 60)
+        yield client
+
+
+async def publish(bootstrap: str, org: str, *payloads: BaseModel) -> None:
+    from plugboard_contracts.topics import CATALOGUE
+
+    producer = await kafka.create_producer(bootstrap)
+    try:
+        for payload in payloads:
+            topic = next(t for t, spec in CATALOGUE.items() if spec.payload is type(payload))
+            event = new_event(topic, source="test", orgid=org, data=payload)
+            await producer.send_and_wait(topic, event.to_json_bytes(), key=event.subject.encode())
+    finally:
+        await producer.stop()
+
+
+def oauth(client_id: str) -> OAuth2Settings:
+    return OAuth2Settings(grant_type=GrantType.AUTHORIZATION_CODE,
+                          token_url="https://idp.example/token", client_id=client_id)  # fmt: skip
+
+
+async def test_provider_app_events_are_version_guarded_and_per_org(
+    consuming: Broker, kafka_bootstrap: str
+) -> None:
+    org, other = new_org(), new_org()
+    app = uuid4()
+    common = {"organisation_id": org, "provider_app_id": app, "provider": "hubspot"}
+    await publish(
+        kafka_bootstrap, org,
+        ProviderAppUpdated(**common, version=3, client_id="v3", oauth2=oauth("v3")),
+        ProviderAppCreated(**common, version=1, client_id="v1", oauth2=oauth("v1")),
+    )  # fmt: skip
+
+    async def applied() -> bool:
+        found = await repo.get_config(consuming.deps.pool, org, app_key(app))
+        return found is not None and found[1]["clientId"] == "v3"
+
+    await wait_until(applied, 30)
+    assert await repo.get_config(consuming.deps.pool, other, app_key(app)) is None
+    await publish(kafka_bootstrap, org,
+                  ProviderAppDeleted(organisation_id=org, provider_app_id=app, provider="hubspot",
+                                     version=4))  # fmt: skip
+
+    async def deleted() -> bool:
+        return await repo.get_config(consuming.deps.pool, org, app_key(app)) is None
+
+    await wait_until(deleted, 30)
+
+
+async def test_credential_events_schedule_only_bound_oauth_tokens(
+    consuming: Broker, kafka_bootstrap: str
+) -> None:
+    org = new_org()
+    token, key_cred, gone = uuid4(), uuid4(), uuid4()
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    app = uuid4()
+    await publish(
+        kafka_bootstrap, org,
+        CredentialCreated(organisation_id=org, credential_id=token, type=CredentialType.OAUTH2_TOKEN,
+                          name="t", version=1, access_token_expires_at=expires,
+                          has_refresh_token=True, provider_app_id=app),
+        CredentialCreated(organisation_id=org, credential_id=key_cred, type=CredentialType.STRING,
+                          name="k", version=1),
+        CredentialCreated(organisation_id=org, credential_id=gone, type=CredentialType.OAUTH2_TOKEN,
+                          name="g", version=1),
+        CredentialDeleted(organisation_id=org, credential_id=gone, type=CredentialType.OAUTH2_TOKEN,
+                          name="g", version=2, reason="deleted"),
+    )  # fmt: skip
+
+    async def scheduled() -> bool:
+        row = await repo.get_token(consuming.deps.pool, org, token)
+        return row is not None
+
+    await wait_until(scheduled, 30)
+    row = await repo.get_token(consuming.deps.pool, org, token)
+    assert row is not None
+    assert row.config_key == app_key(app)
+    assert row.due_at is not None
+    assert row.due_at <= expires - timedelta(minutes=5)
+    assert await repo.get_token(consuming.deps.pool, org, key_cred) is None
+
+    async def tombstoned() -> bool:
+        return await repo.get_token(consuming.deps.pool, org, gone) is None
+
+    await wait_until(tombstoned, 30)
