@@ -12,6 +12,7 @@ connection and installation the credential backs (``repository_health``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from plugboard_contracts.envelope import CloudEvent
@@ -23,7 +24,7 @@ from plugboard_contracts.payloads import (
     OAuthSessionCompleted,
 )
 from plugboard_servicekit import telemetry, versions
-from plugboard_servicekit.consumer import Subscription, on
+from plugboard_servicekit.consumer import Subscription, on, on_batch
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import FieldError, Invalid, NotFound
 from plugboard_servicekit.logging import get_logger
@@ -38,13 +39,12 @@ AGGREGATE = "credential"
 log = get_logger(__name__)
 
 
-async def _apply(conn: Connection, fact: hrepo.HealthFact) -> None:
-    change = await hrepo.apply_health(conn, fact, telemetry.inject_traceparent())
+async def _apply(conn: Connection, facts: Sequence[hrepo.HealthFact]) -> None:
+    change = await hrepo.apply_health(conn, facts, telemetry.inject_traceparent())
     if change.installations or change.connections:
         log.info(
             "health_changed",
-            credential_id=str(fact.credential_id),
-            reason=fact.reason,
+            credentials=len(facts),
             installations=change.installations,
             connections=change.connections,
         )
@@ -56,41 +56,46 @@ def _fact(payload: Any, bad: bool, reason: str) -> hrepo.HealthFact:
     )
 
 
-async def on_credential_expired(
-    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialExpired]
+async def _versioned(
+    conn: Connection, events: Sequence[CloudEvent[Any]], *, bad: bool, deleted: bool, reason: str
 ) -> None:
-    payload = event.data
-    if await versions.advance(
-        conn, AGGREGATE, payload.credential_id, payload.version, deleted=True
-    ):
-        await _apply(conn, _fact(payload, True, "credential.expired"))
+    """The events whose version advanced (one per credential, its newest), applied."""
+    items = [(e.data.credential_id, e.data.version, deleted) for e in events]
+    advanced = await versions.advance_many(conn, AGGREGATE, items)
+    newest: dict[str, CloudEvent[Any]] = {}
+    for event in events:
+        key = str(event.data.credential_id)
+        if key in advanced and (key not in newest or event.data.version > newest[key].data.version):
+            newest[key] = event
+    await _apply(conn, [_fact(e.data, bad, reason) for e in newest.values()])
 
 
-async def on_credential_deleted(
-    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialDeleted]
+async def on_credentials_expired(
+    deps: InstallationDeps, conn: Connection, events: Sequence[CloudEvent[CredentialExpired]]
 ) -> None:
-    payload = event.data
-    if await versions.advance(
-        conn, AGGREGATE, payload.credential_id, payload.version, deleted=True
-    ):
-        await _apply(conn, _fact(payload, True, "credential.deleted"))
+    await _versioned(conn, events, bad=True, deleted=True, reason="credential.expired")
 
 
-async def on_credential_refreshed(
-    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialRefreshed]
+async def on_credentials_deleted(
+    deps: InstallationDeps, conn: Connection, events: Sequence[CloudEvent[CredentialDeleted]]
 ) -> None:
-    payload = event.data
-    if await versions.advance(conn, AGGREGATE, payload.credential_id, payload.version):
-        await _apply(conn, _fact(payload, False, "credential.refreshed"))
+    await _versioned(conn, events, bad=True, deleted=True, reason="credential.deleted")
 
 
-async def on_credential_refresh_failed(
-    deps: InstallationDeps, conn: Connection, event: CloudEvent[CredentialRefreshFailed]
+async def on_credentials_refreshed(
+    deps: InstallationDeps, conn: Connection, events: Sequence[CloudEvent[CredentialRefreshed]]
+) -> None:
+    await _versioned(conn, events, bad=False, deleted=False, reason="credential.refreshed")
+
+
+async def on_credentials_refresh_failed(
+    deps: InstallationDeps,
+    conn: Connection,
+    events: Sequence[CloudEvent[CredentialRefreshFailed]],
 ) -> None:
     """Only a permanent failure (a human must reconnect) makes anything unhealthy."""
-    payload = event.data
-    if not payload.retryable:
-        await _apply(conn, _fact(payload, True, "credential.refresh_failed"))
+    failed = [e.data for e in events if not e.data.retryable]
+    await _apply(conn, [_fact(p, True, "credential.refresh_failed") for p in failed])
 
 
 async def on_session_completed(
@@ -125,9 +130,9 @@ async def on_session_completed(
 
 
 SUBSCRIPTIONS: list[Subscription[InstallationDeps]] = [
-    on("credential.expired", on_credential_expired),
-    on("credential.deleted", on_credential_deleted),
-    on("credential.refreshed", on_credential_refreshed),
-    on("credential.refresh_failed", on_credential_refresh_failed),
+    on_batch("credential.expired", on_credentials_expired),
+    on_batch("credential.deleted", on_credentials_deleted),
+    on_batch("credential.refreshed", on_credentials_refreshed),
+    on_batch("credential.refresh_failed", on_credentials_refresh_failed),
     on("oauth.session.completed", on_session_completed),
 ]

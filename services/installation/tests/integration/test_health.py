@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from installation import consumers
+from plugboard_contracts.enums import CredentialType
 from plugboard_contracts.payloads import (
     ConnectionUpdated,
     CredentialExpired,
@@ -23,7 +24,6 @@ from . import helpers
 from .conftest import App
 
 pytestmark = pytest.mark.integration
-_REF = {"type": "string", "name": "k"}
 
 
 async def _setup(app: App, org: str, groups: int) -> tuple[dict[str, Any], str, UUID]:
@@ -48,17 +48,19 @@ async def _handle(app: App, handler: Any, payload: Any, topic: str) -> None:
     event = new_event(topic, source="credential-vault", orgid=payload.organisation_id,
                       data=payload)  # fmt: skip
     async with app.client.deps.pool.acquire() as conn, conn.transaction():
-        await handler(app.client.deps, conn, event)
+        await handler(app.client.deps, conn, [event])
 
 
 def _expired(org: str, credential: UUID, version: int, at: datetime) -> CredentialExpired:
     return CredentialExpired(organisation_id=org, credential_id=credential, version=version,
-                             expires_at=at, occurred_at=at, **_REF)  # fmt: skip
+                             expires_at=at, occurred_at=at,
+        type=CredentialType.STRING, name="k")  # fmt: skip
 
 
 def _refreshed(org: str, credential: UUID, version: int, at: datetime) -> CredentialRefreshed:
     return CredentialRefreshed(organisation_id=org, credential_id=credential, version=version,
-                               occurred_at=at, **_REF)  # fmt: skip
+                               occurred_at=at,
+        type=CredentialType.STRING, name="k")  # fmt: skip
 
 
 async def _staged(app: App, topic: str) -> int:
@@ -73,7 +75,7 @@ async def test_expiry_flips_every_installation_once(app: App, org: str) -> None:
     reader = await TopicReader(bootstrap, "installation.health_changed").start()
     updates = await TopicReader(bootstrap, "connection.updated").start()
     try:
-        await _handle(app, consumers.on_credential_expired, _expired(org, credential, 2, now),
+        await _handle(app, consumers.on_credentials_expired, _expired(org, credential, 2, now),
                       "credential.expired")  # fmt: skip
         assert await _health(app, credential) == [("unhealthy", "bad_credentials")]
         events = await reader.events(InstallationHealthChanged, 3, where=lambda e:
@@ -85,13 +87,16 @@ async def test_expiry_flips_every_installation_once(app: App, org: str) -> None:
                                        credential in e.data.credential_ids)  # fmt: skip
         assert {e.data.version for e in changed} == {2}
         # redelivery (same version) and an older refresh change nothing, publish nothing
-        await _handle(app, consumers.on_credential_expired, _expired(org, credential, 2, now),
+        await _handle(app, consumers.on_credentials_expired, _expired(org, credential, 2, now),
                       "credential.expired")  # fmt: skip
         old = _refreshed(org, credential, 1, now - timedelta(seconds=5))
-        await _handle(app, consumers.on_credential_refreshed, old, "credential.refreshed")
+        await _handle(app, consumers.on_credentials_refreshed, old, "credential.refreshed")
         assert await _health(app, credential) == [("unhealthy", "bad_credentials")]
         await reader.mark()
-        await reader.assert_none(1.0, where=lambda e: e.data["credentialId"] == str(credential))
+        seen = {e.id for e in events}  # at-least-once: a re-send of these is no new event
+        await reader.assert_none(
+            1.0, where=lambda e: e.data["credentialId"] == str(credential) and e.id not in seen
+        )
     finally:
         await reader.stop()
         await updates.stop()
@@ -103,18 +108,18 @@ async def test_refresh_failure_then_refresh_heals(app: App, org: str) -> None:
     retryable = CredentialRefreshFailed(organisation_id=org, credential_id=credential,
                                         error="temporarily_unavailable", retryable=True,
                                         attempts=1, occurred_at=now)  # fmt: skip
-    await _handle(app, consumers.on_credential_refresh_failed, retryable,
+    await _handle(app, consumers.on_credentials_refresh_failed, retryable,
                   "credential.refresh_failed")  # fmt: skip
     assert await _health(app, credential) == [("healthy", "created")]
     permanent = retryable.model_copy(update={"retryable": False, "error": "invalid_grant"})
-    await _handle(app, consumers.on_credential_refresh_failed, permanent,
+    await _handle(app, consumers.on_credentials_refresh_failed, permanent,
                   "credential.refresh_failed")  # fmt: skip
     assert await _health(app, credential) == [("unhealthy", "bad_credentials")]
     later = _refreshed(org, credential, 3, now + timedelta(seconds=1))
-    await _handle(app, consumers.on_credential_refreshed, later, "credential.refreshed")
+    await _handle(app, consumers.on_credentials_refreshed, later, "credential.refreshed")
     assert await _health(app, credential) == [("healthy", "working")]
     # a failure that happened before the refresh arrives late: stays healthy
-    await _handle(app, consumers.on_credential_refresh_failed, permanent,
+    await _handle(app, consumers.on_credentials_refresh_failed, permanent,
                   "credential.refresh_failed")  # fmt: skip
     assert await _health(app, credential) == [("healthy", "working")]
 
@@ -122,7 +127,7 @@ async def test_refresh_failure_then_refresh_heals(app: App, org: str) -> None:
 async def test_other_orgs_credential_event_changes_nothing(app: App, org: str) -> None:
     _, _, credential = await _setup(app, org, groups=1)
     now = datetime.now(UTC)
-    await _handle(app, consumers.on_credential_expired, _expired("org-other", credential, 1, now),
+    await _handle(app, consumers.on_credentials_expired, _expired("org-other", credential, 1, now),
                   "credential.expired")  # fmt: skip
     assert await _health(app, credential) == [("healthy", "created")]
 
