@@ -332,7 +332,12 @@ def create_service_app(spec: ServiceSpec[SettingsT, Any], settings: SettingsT) -
         async with _running(app, spec, settings, identity):
             yield
 
-    app = FastAPI(title=spec.name, version=spec.version, lifespan=lifespan)
+    app = FastAPI(
+        title=spec.name,
+        version=spec.version,
+        lifespan=lifespan,
+        telemetry=telemetry.NATIVE_TELEMETRY_OFF,
+    )
     verifier = TokenVerifier(
         settings.jwt_public_key_pem,
         audience=spec.name,
@@ -346,7 +351,7 @@ def create_service_app(spec: ServiceSpec[SettingsT, Any], settings: SettingsT) -
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)
-    telemetry.instrument_app(app)
+    telemetry.instrument_app(app, settings.otlp_endpoint)
     return app
 
 
