@@ -28,6 +28,7 @@ from plugboard_servicekit.consumer import Subscription, on, on_batch
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import FieldError, Invalid, NotFound
 from plugboard_servicekit.logging import get_logger
+from pydantic import ValidationError
 
 from installation import repository as repo
 from installation import repository_health as hrepo
@@ -113,20 +114,32 @@ async def on_session_completed(
         )
     if await repo.get_project(conn, org, payload.project_id) is None:
         raise NotFound("No project with this id.")
-    parties = Parties(
-        provider=payload.provider,
-        group_ref=payload.group_ref,
-        group_name=payload.group_name,
-        consumer_ref=payload.consumer_ref,
-        consumer_name=payload.consumer_name,
-        provider_workspace_ref=payload.provider_workspace_ref,
-        provider_app_id=payload.provider_app_id,
-        connector_id=payload.connector_id,
-        auth_scheme_config_id=payload.auth_scheme_config_id,
-    )
+    parties = _parties(payload)
     secured = Secured("oauth2/authorizationCode", payload.credential_id, status="working")
     extra = {"session_id": payload.session_id, "provider_metadata": payload.provider_metadata}
     await record(conn, org, payload.project_id, parties, secured, extra)
+
+
+def _parties(payload: OAuthSessionCompleted) -> Parties:
+    """The session's context as connection parties; refs we cannot store are a
+    permanent refusal (skipped), not an error to retry."""
+    try:
+        return Parties(
+            provider=payload.provider,
+            group_ref=payload.group_ref or "",
+            group_name=payload.group_name,
+            consumer_ref=payload.consumer_ref or "",
+            consumer_name=payload.consumer_name,
+            provider_workspace_ref=payload.provider_workspace_ref,
+            provider_app_id=payload.provider_app_id,
+            connector_id=payload.connector_id,
+            auth_scheme_config_id=payload.auth_scheme_config_id,
+        )
+    except ValidationError as exc:
+        fields = [
+            FieldError("data." + ".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()
+        ]
+        raise Invalid("The session's context cannot make a connection.", errors=fields) from None
 
 
 SUBSCRIPTIONS: list[Subscription[InstallationDeps]] = [
