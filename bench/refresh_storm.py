@@ -33,7 +33,7 @@ from plugboard_servicekit.auth import generate_keypair, mint_token
 from plugboard_servicekit.testing.processes import start_service_processes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services/oauth-broker/tests"))
-from rotating import RotatingEndpoint, serve_rotating
+from rotating import RotatingEndpoint, serve_rotating  # pyright: ignore[reportMissingImports]
 
 LATENCY, CAP = 0.02, 50
 ORG = "bench-org"
@@ -149,8 +149,9 @@ async def main(count: int, runs: int, seconds: float) -> dict[str, Any]:
     broker = embedded.start_tansu()
     keys = generate_keypair()
     try:
+        vault_only = ["credential-vault"]
         with start_service_processes(postgres.dsn, broker.bootstrap, state_dir=work / "stack",
-                                     jwt_keys=keys, services=["credential-vault"]) as stack:  # fmt: skip
+                                     jwt_keys=keys, services=vault_only) as stack:  # fmt: skip
             dsn = await db.provision(postgres.dsn, "oauth", "oauth")
             env = {
                 "DATABASE_URL": dsn, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

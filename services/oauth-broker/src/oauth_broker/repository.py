@@ -73,7 +73,8 @@ TOKEN_COLUMNS = """credential_id, org_id, config_key, vault_version, has_refresh
 UPSERT_TOKEN = """
 INSERT INTO tokens (credential_id, org_id, config_key, vault_version, has_refresh_token,
                     access_expires_at, issued_at, due_at, grant_type, source_credential_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $3::text IS NULL THEN NULL ELSE $8::timestamptz END, $9, $10)
+VALUES ($1, $2, $3, $4, $5, $6, $7,
+        CASE WHEN $3::text IS NULL THEN NULL ELSE $8::timestamptz END, $9, $10)
 ON CONFLICT (credential_id) DO UPDATE
    SET config_key = COALESCE(excluded.config_key, tokens.config_key),
        vault_version = excluded.vault_version, has_refresh_token = excluded.has_refresh_token,

@@ -14,7 +14,7 @@ import pytest
 from oauth_broker import repository as repo
 from oauth_broker.app import SPEC
 from oauth_broker.configs import app_key
-from plugboard_contracts.enums import CredentialType, GrantType
+from plugboard_contracts.enums import CredentialDeletionReason, CredentialType, GrantType
 from plugboard_contracts.payloads import (
     CredentialCreated,
     CredentialDeleted,
@@ -98,15 +98,16 @@ async def test_credential_events_schedule_only_bound_oauth_tokens(
     app = uuid4()
     await publish(
         kafka_bootstrap, org,
-        CredentialCreated(organisation_id=org, credential_id=token, type=CredentialType.OAUTH2_TOKEN,
-                          name="t", version=1, access_token_expires_at=expires,
+        CredentialCreated(organisation_id=org, credential_id=token,
+                          type=CredentialType.OAUTH2_TOKEN, name="t", version=1,
+                          access_token_expires_at=expires,
                           has_refresh_token=True, provider_app_id=app),
         CredentialCreated(organisation_id=org, credential_id=key_cred, type=CredentialType.STRING,
                           name="k", version=1),
         CredentialCreated(organisation_id=org, credential_id=gone, type=CredentialType.OAUTH2_TOKEN,
                           name="g", version=1),
         CredentialDeleted(organisation_id=org, credential_id=gone, type=CredentialType.OAUTH2_TOKEN,
-                          name="g", version=2, reason="deleted"),
+                          name="g", version=2, reason=CredentialDeletionReason.DELETED),
     )  # fmt: skip
 
     async def scheduled() -> bool:

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
 from plugboard_contracts.payloads import CredentialRefreshFailed
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, TopicReader, wait_until
@@ -31,9 +32,9 @@ async def endpoint() -> AsyncIterator[RotatingEndpoint]:
 
 def rotating_settings(endpoint: RotatingEndpoint) -> OAuth2Settings:
     return OAuth2Settings(
-        grant_type="authorization_code", token_url=f"{endpoint.url}/token",
+        grant_type=GrantType.AUTHORIZATION_CODE, token_url=f"{endpoint.url}/token",
         revocation_url=f"{endpoint.url}/revoke", client_id="plugboard",
-        token_endpoint_auth_method="client_secret_post",
+        token_endpoint_auth_method=TokenEndpointAuthMethod.CLIENT_SECRET_POST,
     )  # fmt: skip
 
 
@@ -60,8 +61,9 @@ async def make_due(broker: Broker, credential_id: UUID) -> None:
 
 async def expire_in_vault(vault_url: str, jwt_keys: tuple[str, str], org: str, cid: UUID) -> None:
     async with httpx.AsyncClient(base_url=vault_url) as vault:
+        expired = {"data": {"accessTokenExpiresAt": "2020-01-01T00:00:00Z"}}
         response = await vault.patch(
-            f"/v1/credentials/{cid}", json={"data": {"accessTokenExpiresAt": "2020-01-01T00:00:00Z"}},
+            f"/v1/credentials/{cid}", json=expired,
             headers={**headers(jwt_keys, org, "credentials:write"),
                      "Content-Type": "application/merge-patch+json"},
         )  # fmt: skip

@@ -66,7 +66,11 @@ async def start_session(
 
 
 async def test_authorization_code_with_pkce_end_to_end(
-    broker: Broker, oauth_server: OAuthServer, jwt_keys: tuple[str, str], kafka_bootstrap: str
+    broker: Broker,
+    oauth_server: OAuthServer,
+    jwt_keys: tuple[str, str],
+    kafka_bootstrap: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     org = new_org()
     await publishing(broker)
@@ -75,6 +79,9 @@ async def test_authorization_code_with_pkce_end_to_end(
         query = parse_qs(urlsplit(started["authorizationUrl"]).query)
         assert query["code_challenge_method"] == ["S256"]
         assert query["redirect_uri"] == ["http://oauth-broker/v1/oauth/callback"]
+        verifier = await broker.deps.pool.fetchval(
+            "SELECT code_verifier FROM sessions WHERE id = $1", UUID(started["sessionId"])
+        )
         final = await follow(broker, started["authorizationUrl"])
         assert final.status_code == 303
         back = parse_qs(urlsplit(final.headers["location"]).query)
@@ -92,7 +99,16 @@ async def test_authorization_code_with_pkce_end_to_end(
     assert token.status_code == 200, token.text
     access = token.json()["accessToken"]
     assert access.count(".") == 2  # the mock server's JWT
-    Canary(access).assert_absent(events=events, bodies=[final, session])
+    logs = capfd.readouterr().out
+    for secret in (access, verifier):
+        Canary(secret).assert_absent(logs=logs, events=events, bodies=[final, session],
+                                     redirects=[final.headers["location"]])  # fmt: skip
+    assert (
+        await broker.deps.pool.fetchval(
+            "SELECT code_verifier FROM sessions WHERE id = $1", UUID(started["sessionId"])
+        )
+        is None
+    )
 
 
 async def test_forged_reused_and_expired_state_are_rejected(
