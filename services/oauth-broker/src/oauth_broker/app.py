@@ -30,6 +30,10 @@ from oauth_broker.settings import OAuthBrokerSettings
 from oauth_broker.tokens import TokenKeeper
 from oauth_broker.vault import VAULT, VaultClient
 
+TRUSTED_SERVICES = frozenset({"installation"})
+"""Services whose service tokens the broker accepts: installation creates connections
+through grants and imports (scope oauth:tokens)."""
+
 
 def _timing(settings: OAuthBrokerSettings) -> tuple[RefreshTiming, Backoff]:
     timing = RefreshTiming(
@@ -116,5 +120,6 @@ SPEC: ServiceSpec[OAuthBrokerSettings, BrokerDeps] = ServiceSpec(
     routers=(router,),
     subscriptions=SUBSCRIPTIONS,
     background=(refresh_scheduler,),
+    trusted_services=TRUSTED_SERVICES,
 )
 create_app = service_app_factory(SPEC)
