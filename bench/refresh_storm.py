@@ -33,7 +33,7 @@ from plugboard_servicekit.auth import generate_keypair, mint_token
 from plugboard_servicekit.testing.processes import start_service_processes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services/oauth-broker/tests"))
-from rotating import RotatingEndpoint, serve_rotating  # pyright: ignore[reportMissingImports]
+from broker_rotating import RotatingEndpoint, serve_rotating  # pyright: ignore[reportMissingImports]
 
 LATENCY, CAP = 0.02, 50
 ORG = "bench-org"

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
 
 import pytest
-from oauth_broker import repository as repo
 from oauth_broker.app import SPEC
-from oauth_broker.configs import config_key
-from oauth_broker.deps import BrokerDeps
 from oauth_broker.settings import OAuthBrokerSettings
-from plugboard_contracts.payloads.registry import OAuth2Settings
-from plugboard_servicekit.auth import mint_token
 from plugboard_servicekit.embedded import server_tempdir
-from plugboard_servicekit.testing import AppClient, ServiceProcesses, service_client, wait_until
+from plugboard_servicekit.testing import ServiceProcesses, service_client
 from plugboard_servicekit.testing.processes import start_service_processes
 
-Broker = AppClient[OAuthBrokerSettings, BrokerDeps]
+sys.path.insert(0, str(Path(__file__).parent))  # broker_helpers, broker_rotating
+from broker_helpers import Broker
 
 
 @pytest.fixture(scope="session")
@@ -84,30 +81,3 @@ async def broker(
 ) -> AsyncIterator[Broker]:
     async with start_broker() as client:
         yield client
-
-
-def headers(jwt_keys: tuple[str, str], org: str, *scopes: str) -> dict[str, str]:
-    token = mint_token(jwt_keys[0], sub="test-user", org=org, scopes=scopes)
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def seed_config(
-    broker: Broker, org: str, settings: OAuth2Settings, connector_id: UUID | None = None
-) -> tuple[UUID, str]:
-    """The settings as the broker keeps them from registry events (its own table)."""
-    connector_id = connector_id or uuid4()
-    key = config_key(connector_id, "oauth")
-    await repo.upsert_config(
-        broker.deps.pool, key, org, "mock", 1, settings.model_dump(mode="json")
-    )
-    return connector_id, "oauth"
-
-
-async def publishing(broker: Broker) -> None:
-    """Wait until the broker's relay runs (it starts once the consumer joined its group,
-    which on Tansu can take a while after other members of the group left)."""
-    await wait_until(lambda: broker.runtime.messaging.status == "running", 60)
-
-
-def new_org() -> str:
-    return f"org-{uuid4().hex[:10]}"

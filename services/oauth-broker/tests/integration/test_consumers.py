@@ -11,6 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from broker_helpers import Broker, new_org
 from oauth_broker import repository as repo
 from oauth_broker.app import SPEC
 from oauth_broker.configs import app_key
@@ -27,8 +28,6 @@ from plugboard_contracts.topics import new_event
 from plugboard_servicekit import kafka
 from plugboard_servicekit.testing import service_client, wait_until
 from pydantic import BaseModel
-
-from ..conftest import Broker, new_org
 
 pytestmark = pytest.mark.integration
 

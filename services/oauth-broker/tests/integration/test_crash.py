@@ -25,15 +25,13 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 import pytest
+from broker_helpers import headers, new_org
+from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from oauth_broker import repository as repo
 from oauth_broker.configs import config_key
 from plugboard_servicekit import db
 from plugboard_servicekit.embedded import free_port
 from plugboard_servicekit.testing import ServiceProcesses, wait_until
-
-from ..conftest import headers, new_org
-from ..rotating import RotatingEndpoint, serve_rotating
-from .test_refresh import rotating_settings
 
 pytestmark = pytest.mark.integration
 CREDENTIALS = 120

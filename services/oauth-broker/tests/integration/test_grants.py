@@ -8,11 +8,10 @@ from uuid import UUID
 
 import httpx
 import pytest
+from broker_helpers import Broker, headers, new_org, seed_config
 from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, OAuthServer, ServiceProcesses
-
-from ..conftest import Broker, headers, new_org, seed_config
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,10 @@ from uuid import UUID
 
 import httpx
 import pytest
-from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
+from broker_helpers import Broker, headers, new_org, publishing, seed_config
+from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from plugboard_contracts.payloads import CredentialRefreshFailed
-from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, TopicReader, wait_until
-
-from ..conftest import Broker, headers, new_org, publishing, seed_config
-from ..rotating import RotatingEndpoint, serve_rotating
 
 pytestmark = pytest.mark.integration
 StartBroker = Callable[..., AbstractAsyncContextManager[Broker]]
@@ -28,14 +25,6 @@ StartBroker = Callable[..., AbstractAsyncContextManager[Broker]]
 async def endpoint() -> AsyncIterator[RotatingEndpoint]:
     async with serve_rotating(RotatingEndpoint()) as running:
         yield running
-
-
-def rotating_settings(endpoint: RotatingEndpoint) -> OAuth2Settings:
-    return OAuth2Settings(
-        grant_type=GrantType.AUTHORIZATION_CODE, token_url=f"{endpoint.url}/token",
-        revocation_url=f"{endpoint.url}/revoke", client_id="plugboard",
-        token_endpoint_auth_method=TokenEndpointAuthMethod.CLIENT_SECRET_POST,
-    )  # fmt: skip
 
 
 async def imported(

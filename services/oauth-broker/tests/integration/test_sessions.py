@@ -9,12 +9,11 @@ from uuid import UUID
 
 import httpx
 import pytest
+from broker_helpers import Broker, headers, new_org, publishing, seed_config
 from oauth_broker import repository as repo
 from plugboard_contracts.payloads import OAuthSessionCompleted, OAuthSessionFailed
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, OAuthServer, TopicReader
-
-from ..conftest import Broker, headers, new_org, publishing, seed_config
 
 pytestmark = pytest.mark.integration
 REDIRECT = "https://app.example/oauth/done"

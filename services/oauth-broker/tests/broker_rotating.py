@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 import uvicorn
+from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
+from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.embedded import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -158,3 +160,11 @@ async def serve_rotating(endpoint: RotatingEndpoint) -> AsyncIterator[RotatingEn
     finally:
         server.should_exit = True
         await task
+
+
+def rotating_settings(endpoint: RotatingEndpoint) -> OAuth2Settings:
+    return OAuth2Settings(
+        grant_type=GrantType.AUTHORIZATION_CODE, token_url=f"{endpoint.url}/token",
+        revocation_url=f"{endpoint.url}/revoke", client_id="plugboard",
+        token_endpoint_auth_method=TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+    )  # fmt: skip
