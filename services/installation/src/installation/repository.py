@@ -31,7 +31,9 @@ def _row(record: asyncpg.Record | None) -> Row | None:
 ENSURE_ORG = """
 INSERT INTO orgs (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING RETURNING id
 """
-ENSURE_BUILDER = "INSERT INTO builders (id, org_id) VALUES ($2, $1) ON CONFLICT (id) DO NOTHING"
+ENSURE_BUILDER = """
+INSERT INTO builders (id, org_id) VALUES ($2, $1) ON CONFLICT (org_id, id) DO NOTHING
+"""
 BIND_ROLE = """
 INSERT INTO role_bindings (org_id, project_id, principal_type, principal_id, role)
 VALUES ($1, $2, 'builder', $3, $4) ON CONFLICT DO NOTHING

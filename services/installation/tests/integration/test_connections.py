@@ -99,17 +99,21 @@ async def test_failed_insert_deletes_the_vault_credential(
             FOR EACH ROW WHEN (NEW.provider_workspace_ref = 'refuse')
             EXECUTE FUNCTION {schema}.refuse();
         """)  # fmt: skip
+        staged = f"SELECT count(*) FROM {schema}.outbox WHERE topic = 'connection.created'"
+        before = await admin.fetchval(staged)
         failed = await _create(wired, org, project, apiKey="k-1", providerWorkspaceRef="refuse")
         assert failed.status_code == 500
         stored = await wired.vault(org, "GET", "/v1/credentials")
         assert stored.json()["items"] == []
-        rows = await admin.fetchval(f"SELECT count(*) FROM {schema}.connections")
-        events = await admin.fetchval(f"SELECT count(*) FROM {schema}.outbox"
-                                      " WHERE topic = 'connection.created'")  # fmt: skip
-        assert (rows, events) == (0, 0)
+        rows = await admin.fetchval(
+            f"SELECT count(*) FROM {schema}.connections WHERE provider_workspace_ref = 'refuse'"
+        )
+        assert rows == 0
+        assert await admin.fetchval(staged) <= before  # no connection.created was staged
         ok = await _create(wired, org, project, apiKey="k-2")
         assert ok.status_code == 201
         assert len((await wired.vault(org, "GET", "/v1/credentials")).json()["items"]) == 1
+        await admin.execute(f"DROP TRIGGER refuse ON {schema}.connections")
     finally:
         await admin.close()
 

@@ -21,9 +21,10 @@ CREATE TABLE projects (
 );
 
 CREATE TABLE builders (
-    id          text        PRIMARY KEY,          -- the token subject (idpRef)
+    id          text        NOT NULL,             -- the token subject (idpRef)
     org_id      text        NOT NULL REFERENCES orgs (id),
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, id)                      -- one subject may build in several orgs
 );
 
 -- project_id NULL: the org role. principal_type builder | team.
