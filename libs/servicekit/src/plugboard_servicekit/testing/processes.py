@@ -68,6 +68,24 @@ def _write_platform_keys(state_dir: Path, jwt_keys: tuple[str, str]) -> None:
     (state_dir / PUBLIC_KEY_NAME).write_text(jwt_keys[1], encoding="utf-8")
 
 
+_KEYRINGS: dict[str, str] = {}
+"""The vault key ring each database's stacks share, by admin DSN (see `_share_keyring`)."""
+
+
+def _share_keyring(admin_dsn: str, keyring_file: Path) -> None:
+    """Every stack on one database gets the key ring the first one made there.
+
+    The services run on their real schemas, which outlive one stack: a second stack with a
+    fresh ring would be refused by the vault (its key-check values contradict the data
+    keys already stored) and never become ready."""
+    known = _KEYRINGS.get(admin_dsn)
+    if known is None:
+        _KEYRINGS[admin_dsn] = keyring_file.read_text(encoding="utf-8")
+    else:
+        keyring_file.write_text(known, encoding="utf-8")
+        keyring_file.chmod(0o600)
+
+
 def _provision(admin_dsn: str, bootstrap: str, entries: Any) -> dict[str, str]:
     """In a thread of its own: the caller's event loop (pytest-asyncio's) stays untouched."""
     from plugboard_cli.stack import provision
@@ -97,6 +115,7 @@ def start_service_processes(
 
     _write_platform_keys(state_dir, jwt_keys)
     keys = ensure_keys(state_dir)
+    _share_keyring(admin_dsn, keys.keyring)
     files = StackFiles(keys.public, keys.keyring, ensure_service_keys(state_dir / "service-keys"))
     wanted = [entry for name in services or [] for entry in select_services(name)] or SERVICES
     dsns = _provision(admin_dsn, bootstrap, wanted)
