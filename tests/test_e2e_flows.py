@@ -19,7 +19,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -61,23 +60,6 @@ CONFIG = {"content": {"read": {"objects": {"contacts": {"schedule": "*/10 * * * 
 HEALTH_BOUND_SECONDS = 15.0
 """Generous: the target is 2 s (bench/expiry_propagation.py measures it); this only
 catches a propagation that is broken, on a loaded 2-core machine."""
-
-
-def _peer_trusts_installation(package: str) -> bool:
-    import importlib
-
-    return "installation" in importlib.import_module(f"{package}.app").SPEC.trusted_services
-
-
-@pytest.fixture(scope="module")
-def service_processes_env(
-    jwt_keys: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """The installation process gets the platform signing key (token exchange)."""
-    path: Path = tmp_path_factory.mktemp("platform-key") / "jwt_private.pem"
-    path.write_text(jwt_keys[0], encoding="utf-8")
-    path.chmod(0o600)
-    return {"INSTALLATION_TOKEN_SIGNING_KEY_FILE": str(path)}
 
 
 class Platform:
@@ -290,8 +272,6 @@ async def test_oauth_flow_end_to_end(
 
 
 async def test_api_key_connection_end_to_end(service_processes: ServiceProcesses) -> None:
-    if not _peer_trusts_installation("connector_registry"):
-        pytest.skip("connector-registry does not list installation in trusted_services")
     platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
     async with _readers(service_processes.bootstrap, *TOPICS) as readers:
         project = await platform.project()
@@ -341,8 +321,6 @@ async def test_api_key_connection_end_to_end(service_processes: ServiceProcesses
 async def test_import_end_to_end(
     service_processes: ServiceProcesses, oauth_server: OAuthServer
 ) -> None:
-    if not _peer_trusts_installation("oauth_broker"):
-        pytest.skip("oauth-broker does not list installation in trusted_services")
     platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
     async with _readers(service_processes.bootstrap, *TOPICS) as readers:
         project = await platform.project()

@@ -4,7 +4,6 @@ them). Only the base URLs, the org and the dev key file come from the test."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import subprocess
@@ -13,23 +12,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from plugboard_cli.keys import PRIVATE_KEY_NAME
 from plugboard_servicekit.testing import ServiceProcesses
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "first-integration.md"
 _SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.DOTALL | re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def service_processes_env(
-    jwt_keys: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """What `make dev` gives the installation service: the platform signing key."""
-    path = tmp_path_factory.mktemp("platform-key") / "jwt_private.pem"
-    path.write_text(jwt_keys[0], encoding="utf-8")
-    path.chmod(0o600)
-    return {"INSTALLATION_TOKEN_SIGNING_KEY_FILE": str(path)}
 
 
 def script() -> str:
@@ -52,20 +41,15 @@ def test_the_walkthrough_has_its_steps() -> None:
 
 
 def test_walkthrough_runs_as_written(
-    service_processes: ServiceProcesses, service_processes_env: dict[str, str]
+    service_processes: ServiceProcesses,
 ) -> None:
-    trusted = importlib.import_module("connector_registry.app").SPEC.trusted_services
-    if "installation" not in trusted:
-        pytest.skip("connector-registry does not list installation in trusted_services")
     org = f"org-walk-{uuid4().hex[:8]}"
     env = {
         **os.environ,
         "PLUGBOARD": service_processes.url("installation"),
         "VAULT": service_processes.url("credential-vault"),
         "ORG": org,
-        "PLUGBOARD_JWT_PRIVATE_KEY_FILE": service_processes_env[
-            "INSTALLATION_TOKEN_SIGNING_KEY_FILE"
-        ],
+        "PLUGBOARD_JWT_PRIVATE_KEY_FILE": str(service_processes.state_dir / PRIVATE_KEY_NAME),
     }
     done = subprocess.run(
         ["bash", "-c", script()],

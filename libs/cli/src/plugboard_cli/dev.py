@@ -118,7 +118,7 @@ def _wait_ready(
 def _files(state: Path) -> StackFiles:
     keys = ensure_keys(state)
     identities = ensure_service_keys(service_keys_dir(state))
-    return StackFiles(keys.public, keys.keyring, identities)
+    return StackFiles(keys.public, keys.keyring, identities, keys.private)
 
 
 def _print_summary(

@@ -38,6 +38,8 @@ class StackFiles:
     jwt_public_key: Path
     keyring: Path
     service_keys_dir: Path
+    jwt_private_key: Path
+    """Only installation reads it: it signs the platform tokens API keys are exchanged for."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def service_env(entry: ServiceEntry, plan: StackPlan) -> dict[str, str]:
     env[f"{entry.env_prefix}HTTP_HOST"] = "127.0.0.1"
     env[f"{entry.env_prefix}HTTP_PORT"] = str(plan.ports[entry.name])
     env["VAULT_KEYRING_FILE"] = str(plan.files.keyring)  # only the vault reads VAULT_*
+    if entry.name == "installation":
+        env["INSTALLATION_TOKEN_SIGNING_KEY_FILE"] = str(plan.files.jwt_private_key)
     env.update(plan.extra_env)
     return env
 

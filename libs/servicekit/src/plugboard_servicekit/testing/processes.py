@@ -116,7 +116,9 @@ def start_service_processes(
     _write_platform_keys(state_dir, jwt_keys)
     keys = ensure_keys(state_dir)
     _share_keyring(admin_dsn, keys.keyring)
-    files = StackFiles(keys.public, keys.keyring, ensure_service_keys(state_dir / "service-keys"))
+    files = StackFiles(
+        keys.public, keys.keyring, ensure_service_keys(state_dir / "service-keys"), keys.private
+    )
     wanted = [entry for name in services or [] for entry in select_services(name)] or SERVICES
     dsns = _provision(admin_dsn, bootstrap, wanted)
     ports = {entry.name: free_port() for entry in SERVICES}
