@@ -51,6 +51,9 @@ bench: install ## Run the benchmarks (each prints JSON; installs wrk with apt-ge
 	$(UV) run --frozen python bench/outbox_relay.py
 	$(UV) run --frozen python bench/http_path.py
 	$(UV) run --frozen python bench/vault.py
+	$(UV) run --frozen python bench/registry.py
+	$(UV) run --frozen python bench/refresh_storm.py
+	$(UV) run --frozen python bench/expiry_propagation.py
 
 clean: ## Remove the environment and the dev state
 	rm -rf .venv $(TOOLS) .plugboard
