@@ -232,7 +232,7 @@ async def _start_session(
         "consumerName": "Ada",
         "redirectUrl": REDIRECT,
     }
-    for _ in range(60):
+    for _ in range(240):  # the broker learns configs from events: allow a slow group join
         response = await platform.call("oauth-broker", "POST", "/v1/oauth/sessions", json=body)
         if response.status_code != 404:
             assert response.status_code == 201, response.text

@@ -134,16 +134,19 @@ def wait_ready(
     urls: Mapping[str, str],
     timeout: float,
     on_ready: Callable[[str], None] = lambda name: None,
+    *,
+    consuming: bool = False,
 ) -> None:
-    """Poll every /readyz until all answer 200; StackError when a service dies first
-    or is not ready in time (with the logs of the ones that are not)."""
+    """Poll every /readyz until all answer 200 (and, with `consuming`, run their
+    messaging); StackError when a service dies first or is not ready in time (with the
+    logs of the ones that are not)."""
     deadline = time.monotonic() + timeout
     pending = dict(urls)
     with httpx.Client(timeout=1.0) as client:
         while pending:
             fail_if_exited(supervisor)
             for name, url in list(pending.items()):
-                if is_ready(client, f"{url}/readyz"):
+                if is_ready(client, f"{url}/readyz", consuming=consuming):
                     on_ready(name)
                     del pending[name]
             if pending and time.monotonic() > deadline:

@@ -87,11 +87,15 @@ class Supervisor:
             stop_process_group(child.proc, signal.SIGTERM, remaining)
 
 
-def is_ready(client: httpx.Client, url: str) -> bool:
-    """Whether `url` answers 200 right now."""
+def is_ready(client: httpx.Client, url: str, *, consuming: bool = False) -> bool:
+    """Whether `url` (a /readyz) answers 200 right now; with `consuming`, also whether
+    the service's messaging runs (topics there, relay and consumer started)."""
     try:
-        return client.get(url).status_code == 200
-    except httpx.HTTPError:
+        response = client.get(url)
+        if response.status_code != 200:
+            return False
+        return not consuming or response.json().get("reported", {}).get("messaging") == "running"
+    except (httpx.HTTPError, ValueError):
         return False
 
 

@@ -126,7 +126,7 @@ def start_service_processes(
     supervisor = Supervisor(grace=10.0)
     try:
         urls = spawn_services(supervisor, plan, state_dir / "logs")
-        wait_ready(supervisor, urls, timeout)
+        wait_ready(supervisor, urls, timeout, consuming=True)
         yield ServiceProcesses(
             urls, admin_dsn, bootstrap, state_dir, files.service_keys_dir, jwt_keys[0],
             dict(extra_env or {}), supervisor,
