@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from plugboard_contracts.enums import AuthSchemeType, GrantType, TokenEndpointAuthMethod
+from plugboard_contracts.enums import AuthSchemeType, GrantType
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads.registry import (
     AuthSchemeConfigDeleted,
@@ -55,7 +55,7 @@ def oauth2_settings(
         revocation_url=scheme.revocation_url,
         client_id=client_id or scheme.grant.client_id,
         client_secret_credential_id=secret_id,
-        token_endpoint_auth_method=TokenEndpointAuthMethod(scheme.token_endpoint_auth_method),
+        token_endpoint_auth_method=scheme.token_endpoint_auth_method,
         scopes=scopes if scopes is not None else list(scheme.default_scopes),
         scope_separator=scheme.scope_separator,
         pkce=scheme.pkce,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from plugboard_contracts.enums import ApiKeyLocation
+from plugboard_contracts.enums import ApiKeyLocation, TokenEndpointAuthMethod
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -86,12 +86,6 @@ class GrantKind(StrEnum):
     CLIENT_CREDENTIALS = "client_credentials"
     PASSWORD = "password"
     JWT_BEARER = "jwt-bearer"
-
-
-class TokenEndpointAuthMethod(StrEnum):
-    CLIENT_SECRET_BASIC = "client_secret_basic"
-    CLIENT_SECRET_POST = "client_secret_post"
-    PRIVATE_KEY_JWT = "private_key_jwt"
 
 
 class HmacAlgorithm(StrEnum):
