@@ -234,7 +234,7 @@ def _consumer_for(runtime: Runtime[Any], deps: Any) -> EventConsumer[Any] | None
     return EventConsumer(
         runtime.pool,
         settings.kafka_bootstrap_servers,
-        runtime.spec.name,
+        settings.kafka_group_prefix + runtime.spec.name,
         deps,
         runtime.spec.subscriptions,
         session_timeout_ms=settings.kafka_session_timeout_ms,

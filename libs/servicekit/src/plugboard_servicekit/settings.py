@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
         default=5.0, gt=0, validation_alias="KAFKA_BROKER_PROBE_SECONDS"
     )
     """How often the broker's state is probed for /readyz and plugboard_broker_up."""
+    kafka_group_prefix: str = Field(default="", validation_alias="KAFKA_GROUP_PREFIX")
+    """Prefixed to the consumer group (the service name), so several deployments, or
+    test stacks, can share one Kafka cluster without sharing group membership."""
 
     # Service-to-service calls (shared, unprefixed): this service's own key and its
     # callers' public keys live in one directory; base URLs of the other services.

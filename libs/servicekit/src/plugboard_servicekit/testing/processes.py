@@ -122,14 +122,17 @@ def start_service_processes(
     wanted = [entry for name in services or [] for entry in select_services(name)] or SERVICES
     dsns = _provision(admin_dsn, bootstrap, wanted)
     ports = {entry.name: free_port() for entry in SERVICES}
-    plan = StackPlan(dsns, bootstrap, files, ports, dict(extra_env or {}), wanted)
+    # Each stack its own consumer groups: a group an earlier stack's killed members left
+    # mid-rebalance on the embedded broker can keep a new member rejoining for minutes.
+    env = {"KAFKA_GROUP_PREFIX": f"{state_dir.name}-", **(extra_env or {})}
+    plan = StackPlan(dsns, bootstrap, files, ports, env, wanted)
     supervisor = Supervisor(grace=10.0)
     try:
         urls = spawn_services(supervisor, plan, state_dir / "logs")
         wait_ready(supervisor, urls, timeout, consuming=True)
         yield ServiceProcesses(
             urls, admin_dsn, bootstrap, state_dir, files.service_keys_dir, jwt_keys[0],
-            dict(extra_env or {}), supervisor,
+            env, supervisor,
         )  # fmt: skip
     finally:
         supervisor.stop()
