@@ -18,8 +18,7 @@ from importlib.resources.abc import Traversable
 from typing import Annotated, Any, Literal
 
 from plugboard_contracts.enums import ConnectorProtocol
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, TypeAdapter
 
 from connector_registry.domain import templates
 from connector_registry.domain.schemes import (
@@ -29,28 +28,13 @@ from connector_registry.domain.schemes import (
     OAuth2Scheme,
     SchemeModel,
     Url,
+    WireModel,
 )
-from connector_registry.domain.text import check_storable
 
 ProviderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _storable(cls, data: Any) -> Any:
-        return check_storable(data)
-
-
-class ProviderInput(_Model):
+class ProviderInput(WireModel):
     """A value the user supplies when connecting (a subdomain, a tenant id, ...)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
@@ -59,12 +43,12 @@ class ProviderInput(_Model):
     default: str | None = Field(default=None, max_length=500)
 
 
-class ProviderSource(_Model):
+class ProviderSource(WireModel):
     origin: Literal["amp-labs/connectors", "nango", "org"]
     path: str | None = Field(default=None, max_length=300)
 
 
-class Provider(_Model):
+class Provider(WireModel):
     name: ProviderName
     display_name: str = Field(min_length=1, max_length=200)
     protocol: ConnectorProtocol = ConnectorProtocol.HTTP

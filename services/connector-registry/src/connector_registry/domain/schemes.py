@@ -104,7 +104,9 @@ class HmacEncoding(StrEnum):
     BASE64 = "base64"
 
 
-class _Model(BaseModel):
+class WireModel(BaseModel):
+    """The registry's wire models: camelCase, closed, immutable, storable text only."""
+
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
@@ -119,7 +121,7 @@ class _Model(BaseModel):
         return check_storable(data)
 
 
-class _Scheme(_Model):
+class _Scheme(WireModel):
     id: Name | None = Field(default=None, description="Client-chosen, unique per connector.")
     description: str | None = Field(default=None, max_length=1000)
     validation_messages: list[ValidationMessage] = Field(
@@ -148,12 +150,12 @@ class BasicAuthScheme(_Scheme):
     scheme_type: Literal[SchemeType.BASIC_AUTH]
 
 
-class OAuth2Scope(_Model):
+class OAuth2Scope(WireModel):
     name: Name
     description: str | None = Field(default=None, max_length=2000)
 
 
-class OAuth2Grant(_Model):
+class OAuth2Grant(WireModel):
     """Versori's merge rules apply: no credentialId creates the vault credential, a
     credentialId merge-patches it, anything else is a 400 (checked by the service)."""
 
