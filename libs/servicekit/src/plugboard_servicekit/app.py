@@ -129,11 +129,11 @@ async def _connect_messaging(
     bootstrap = runtime.settings.kafka_bootstrap_servers
     while True:
         try:
-            await asyncio.wait_for(
-                kafka.ensure_topics(bootstrap, all_topic_names()), _MESSAGING_STEP_SECONDS
-            )
+            async with asyncio.timeout(_MESSAGING_STEP_SECONDS):
+                await kafka.ensure_topics(bootstrap, all_topic_names())
             if consumer is not None:
-                await asyncio.wait_for(consumer.start(), _MESSAGING_STEP_SECONDS)
+                async with asyncio.timeout(_MESSAGING_STEP_SECONDS):
+                    await consumer.start()
             break
         except Exception as exc:  # noqa: BLE001 - retried until the broker is back
             log.warning("messaging_start_failed", error=type(exc).__name__)

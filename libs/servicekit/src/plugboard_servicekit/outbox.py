@@ -17,7 +17,6 @@ replica, so they move during a backlog or an outage too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +37,7 @@ from plugboard_contracts.envelope import CloudEvent
 from plugboard_servicekit import kafka, metrics, telemetry
 from plugboard_servicekit.db import Connection, Keepalive, advisory_key, connect
 from plugboard_servicekit.logging import get_logger
-from plugboard_servicekit.tasks import cancel_and_wait, close_within
+from plugboard_servicekit.tasks import cancel_and_wait, close_within, wait_event
 
 log = get_logger(__name__)
 
@@ -221,8 +220,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def _wait_for_work(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        await wait_event(self._wake, self._poll_interval)
 
     async def _publish_round(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         """Send the oldest rows (not waiting behind a parked row of their key); after a

@@ -25,6 +25,7 @@ import asyncpg
 from plugboard_contracts.topics import CATALOGUE
 from plugboard_servicekit import db, telemetry
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.tasks import wait_event
 
 from credential_vault import repository as repo
 from credential_vault.events import SOURCE
@@ -92,9 +93,7 @@ class Alarm:
         while True:
             self._sooner.clear()
             delay = max(_MIN_DELAY, min(wake_at, self._noted) - time.time())
-            try:
-                await asyncio.wait_for(self._sooner.wait(), delay)
-            except TimeoutError:
+            if not await wait_event(self._sooner, delay):
                 return
 
 

@@ -10,12 +10,12 @@ slow provider does not hold up the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from uuid import UUID
 
 import asyncpg
 from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.tasks import wait_event
 
 from oauth_broker import repository as repo
 from oauth_broker.provider import LeaseLostError
@@ -45,8 +45,7 @@ class Scheduler:
             claimed = await self.claim_once()
             if claimed == 0:
                 self._slot_free.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_free.wait(), self._interval)
+                await wait_event(self._slot_free, self._interval)
 
     async def claim_once(self) -> int:
         free = self._batch - len(self._running)
