@@ -69,6 +69,7 @@ _SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("installation.updated", p.InstallationUpdated, "installation_id"),
     TopicSpec("installation.deleted", p.InstallationDeleted, "installation_id"),
     TopicSpec("installation.health_changed", p.InstallationHealthChanged, "installation_id"),
+    TopicSpec("api_key.revoked", p.ApiKeyRevoked, "key_id"),
     TopicSpec("destination.disabled", p.DestinationDisabled, "destination_id"),
 )
 

@@ -12,6 +12,7 @@ from plugboard_contracts.payloads.credentials import (
     OAuthSessionFailed,
 )
 from plugboard_contracts.payloads.installation import (
+    ApiKeyRevoked,
     ConnectionCreated,
     ConnectionDeleted,
     ConnectionUpdated,
@@ -33,6 +34,7 @@ from plugboard_contracts.payloads.registry import (
 )
 
 __all__ = [
+    "ApiKeyRevoked",
     "AuthSchemeConfigDeleted",
     "AuthSchemeConfigUpserted",
     "ConnectionCreated",

@@ -1,4 +1,4 @@
-"""Payloads published by installation: connections and installations.
+"""Payloads published by installation: connections, installations and API keys.
 
 Connections name the vault credentials they use, so credential-vault can keep
 its usage list (Versori ``usages``) without calling installation.
@@ -12,6 +12,7 @@ from pydantic import Field
 
 from plugboard_contracts.enums import HealthStatus
 from plugboard_contracts.payloads._base import Payload, VersionedPayload
+from plugboard_contracts.timestamps import UtcDatetime
 
 
 class _ConnectionState(VersionedPayload):
@@ -86,3 +87,23 @@ class InstallationHealthChanged(Payload):
         default=None, description='Triggering event type, e.g. "credential.expired".'
     )
     credential_id: UUID | None = Field(default=None, description="Credential that caused it.")
+
+
+class ApiKeyRevoked(Payload):
+    """``api_key.revoked``: a project API key was revoked; its tokens must stop working.
+
+    Every service refuses platform tokens whose ``sub`` is ``subject`` and whose
+    ``iat`` is not after ``revokedAt``, until ``notAfter`` has passed (by then every
+    such token has expired anyway). Revocation is final, so the event has no
+    aggregate version: a redelivery or a late copy says the same thing.
+    """
+
+    key_id: UUID = Field(description="The revoked API key (aggregate id, Kafka key).")
+    project_id: UUID = Field(description="Project the key belongs to.")
+    subject: str = Field(
+        min_length=1, description="The ``sub`` of the key's tokens: ``apikey:{projectId}:{keyId}``."
+    )
+    revoked_at: UtcDatetime = Field(description="When the key was revoked, UTC.")
+    not_after: UtcDatetime = Field(
+        description="The latest ``exp`` any token of this key can carry (revokedAt + token TTL)."
+    )
