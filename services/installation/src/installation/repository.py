@@ -106,8 +106,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_KEY}
 """
 LIST_KEYS = f"SELECT {_KEY} FROM api_keys WHERE {TENANT} AND project_id = $2 ORDER BY created_at"
 REVOKE_KEY = f"""
-UPDATE api_keys SET active = false, revoked_at = COALESCE(revoked_at, now())
-WHERE {TENANT} AND project_id = $2 AND id = $3 RETURNING id
+WITH before AS (
+    SELECT id, active FROM api_keys WHERE {TENANT} AND project_id = $2 AND id = $3 FOR UPDATE
+)
+UPDATE api_keys k SET active = false, revoked_at = COALESCE(k.revoked_at, now())
+FROM before WHERE k.id = before.id
+RETURNING k.id, k.project_id, k.revoked_at, before.active AS was_active
 """
 KEY_BY_HASH = f"SELECT {_KEY} FROM api_keys WHERE key_hash = $1 AND active"
 KEY_ACTIVE = "SELECT active FROM api_keys WHERE id = $1 AND project_id = $2"
@@ -124,8 +128,10 @@ async def list_keys(conn: Executor, org: str, project: UUID) -> list[Row]:
     return [dict(r) for r in await conn.fetch(LIST_KEYS, org, project)]
 
 
-async def revoke_key(conn: Executor, org: str, project: UUID, key_id: UUID) -> bool:
-    return await conn.fetchval(REVOKE_KEY, org, project, key_id) is not None
+async def revoke_key(conn: Executor, org: str, project: UUID, key_id: UUID) -> Row | None:
+    """The revoked key (``revoked_at``, ``was_active``: False for a repeated revoke),
+    or None when the project has no such key."""
+    return _row(await conn.fetchrow(REVOKE_KEY, org, project, key_id))
 
 
 async def key_by_hash(conn: Executor, digest: bytes) -> Row | None:

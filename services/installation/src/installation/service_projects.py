@@ -2,19 +2,24 @@
 
 Who may touch a project: any caller of its org with the route's scope, except an
 API-key token, which reaches only its own project and only while its key is
-active; revoking a key takes effect on the next request here, and within
-``token_ttl_seconds`` at the other services (they cannot see the revocation).
+active. Revoking a key publishes ``api_key.revoked`` (outbox, same transaction):
+every service's token verifier refuses the key's tokens from then on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
+from plugboard_contracts.payloads import ApiKeyRevoked
+from plugboard_contracts.topics import new_event
+from plugboard_servicekit import outbox
 from plugboard_servicekit.auth import Caller, mint_token
 from plugboard_servicekit.errors import (
     Conflict,
@@ -29,6 +34,7 @@ from installation import repository as repo
 from installation.domain import keys
 
 Row = dict[str, Any]
+SOURCE = "installation"
 
 
 def project_not_found() -> NotFound:
@@ -122,9 +128,28 @@ class ProjectService:
         return await repo.list_keys(self._pool, caller.org, project_id)
 
     async def revoke_key(self, caller: Caller, project_id: UUID, key_id: UUID) -> None:
+        """Revoke and announce it in one transaction; repeating a revoke is a no-op
+        (the key's first revocation already told every service)."""
         await self.project(caller, project_id)
-        if not await repo.revoke_key(self._pool, caller.org, project_id, key_id):
-            raise NotFound("No API key with this id.")
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await repo.revoke_key(conn, caller.org, project_id, key_id)
+            if row is None:
+                raise NotFound("No API key with this id.")
+            if row["was_active"]:
+                await outbox.add(conn, self._revoked_event(caller.org, row))
+
+    def _revoked_event(self, org: str, row: Row) -> CloudEvent[ApiKeyRevoked]:
+        """``notAfter``: no token of the key can expire later than revocation + TTL."""
+        revoked_at = row["revoked_at"]
+        data = ApiKeyRevoked(
+            organisation_id=org,
+            key_id=row["id"],
+            project_id=row["project_id"],
+            subject=keys.api_key_subject(row["project_id"], row["id"]),
+            revoked_at=revoked_at,
+            not_after=revoked_at + timedelta(seconds=self._ttl),
+        )
+        return new_event("api_key.revoked", source=SOURCE, orgid=org, data=data)
 
     async def token(self, api_key: str) -> IssuedToken:
         """A platform token with the key's scopes, org and project; 401 for any key

@@ -18,7 +18,8 @@ class InstallationSettings(ServiceSettings):
     token_signing_key: SecretStr | None = None
     token_signing_key_file: Path | None = None
     token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
-    """Short: other services cannot see a key's revocation, so a token outlives it this long."""
+    """Also bounds how long every service remembers a revoked key (``api_key.revoked``'s
+    ``notAfter``): none of the key's tokens can be valid later than that."""
 
     @model_validator(mode="after")
     def _read_signing_key(self) -> InstallationSettings:
