@@ -100,6 +100,7 @@ async def storm(pool: asyncpg.Pool, endpoint: RotatingEndpoint, count: int) -> d
         await asyncio.sleep(0.5)
     started = time.monotonic()
     await pool.execute("UPDATE tokens SET due_at = now() WHERE org_id = $1", ORG)
+    print(f"storm: {count} credentials due now", file=sys.stderr, flush=True)
     while True:
         fresh = await pool.fetchval(
             "SELECT count(*) FROM tokens WHERE org_id = $1 AND refreshes >= 1", ORG

@@ -171,21 +171,24 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 class EgressTransport(httpx.AsyncHTTPTransport):
     """httpx transport enforcing the policy on every request and every new connection.
 
-    ``ssl_context`` carries a client certificate for mTLS providers."""
+    ``ssl_context`` carries a client certificate for mTLS providers. The pool is small
+    and all of it is kept alive: httpcore scans every connection for each connection
+    on every request, and closes surplus idle ones on every call (ServiceClient has
+    the same limits, for the same reasons)."""
 
     def __init__(
         self,
         policy: EgressPolicy,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        max_connections: int = 100,
+        max_connections: int = 32,
     ) -> None:
         super().__init__(trust_env=False)
         self._policy = policy
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or ssl.create_default_context(),
             max_connections=max_connections,
-            max_keepalive_connections=20,
+            max_keepalive_connections=max_connections,
             keepalive_expiry=30.0,
             network_backend=GuardedBackend(policy),
         )
