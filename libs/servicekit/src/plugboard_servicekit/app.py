@@ -32,7 +32,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from plugboard_contracts.topics import all_topic_names
 
-from plugboard_servicekit import db, http, kafka, metrics, telemetry, tuning
+from plugboard_servicekit import db, http, kafka, metrics, revocations, telemetry, tuning
 from plugboard_servicekit.auth import TokenVerifier, load_public_key
 from plugboard_servicekit.consumer import EventConsumer, Subscription
 from plugboard_servicekit.identity import ServiceIdentity
@@ -107,6 +107,7 @@ class _Running(Generic[DepsT]):
     runtime: Runtime[Any]
     deps: DepsT
     failed_tasks: dict[str, str] = field(default_factory=dict)
+    revocation_watcher: revocations.RevocationWatcher | None = None
 
 
 def runtime_of(app: FastAPI) -> Runtime[Any]:
@@ -183,8 +184,12 @@ async def _running(
         relay = OutboxRelay(settings.database_url, spec.schema, settings.kafka_bootstrap_servers)
         stack.push_async_callback(relay.stop)
         consumer = _consumer_for(runtime, deps)
-        if consumer is not None:
-            stack.push_async_callback(consumer.stop)
+        stack.push_async_callback(consumer.stop)
+        running.revocation_watcher = revocations.RevocationWatcher(
+            settings.database_url, spec.schema, pool, http.context_of(app).verifier
+        )
+        await running.revocation_watcher.start()
+        stack.push_async_callback(running.revocation_watcher.stop)
         _supervise(running, stack, "broker", _watch_broker(runtime))
         _supervise(running, stack, "messaging", _connect_messaging(running, relay, consumer))
         for task in spec.background:
@@ -227,16 +232,15 @@ def _supervise(
     stack.push_async_callback(cancel_and_wait, task)
 
 
-def _consumer_for(runtime: Runtime[Any], deps: Any) -> EventConsumer[Any] | None:
-    if not runtime.spec.subscriptions:
-        return None
+def _consumer_for(runtime: Runtime[Any], deps: Any) -> EventConsumer[Any]:
+    """Every service consumes, if only the built-in ``api_key.revoked``."""
     settings = runtime.settings
     return EventConsumer(
         runtime.pool,
         settings.kafka_bootstrap_servers,
         settings.kafka_group_prefix + runtime.spec.name,
         deps,
-        runtime.spec.subscriptions,
+        [*runtime.spec.subscriptions, revocations.SUBSCRIPTION],
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
@@ -269,6 +273,9 @@ def _reported(running: _Running[Any]) -> dict[str, str]:
     missing caller key only refuses that caller's calls."""
     runtime = running.runtime
     reported = {"broker": runtime.messaging.broker, "messaging": runtime.messaging.status}
+    watcher = running.revocation_watcher
+    if watcher is not None and (note := watcher.status()) is not None:
+        reported["revocations"] = note
     if runtime.spec.trusted_services:
         reported["trusted_service_keys"] = runtime.identity.peers_status(
             runtime.spec.trusted_services

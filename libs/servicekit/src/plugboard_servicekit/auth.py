@@ -7,6 +7,10 @@ signed by a calling service with its own key and verified with that service's
 public key, only when the receiver trusts ``<name>`` (``ServiceSpec.trusted_services``).
 Every failure is a domain error (401, 403, or 503 when verification is not set up),
 with fixed texts that can never quote the token.
+
+A revoked subject (an API key's ``apikey:{project}:{key}``, fed by
+``plugboard_servicekit.revocations``) is refused on every request, cached or not:
+one dict lookup on the hot path.
 """
 
 from __future__ import annotations
@@ -122,6 +126,10 @@ def unauthorized(detail: str) -> Unauthorized:
     return Unauthorized(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
+def _revoked_token() -> Unauthorized:
+    return unauthorized("The token was revoked: its API key was revoked.")
+
+
 def bearer_required() -> Unauthorized:
     return Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
 
@@ -160,12 +168,20 @@ class TokenVerifier:
         self._audience = audience
         self._trusted = trusted_services
         self._peer_keys = peer_keys
-        self._verified: dict[str, tuple[Caller, float]] = {}
+        self._verified: dict[str, tuple[Caller, float, float]] = {}
+        """token -> (caller, exp, iat)"""
+        self._revoked: dict[str, float] = {}
+        """sub -> the latest ``iat`` refused (revocation time plus clock skew)"""
+        self._revoked_until: dict[str, float] = {}
+        """sub -> when its entry can go: no token it covers is valid any more"""
 
     def verify(self, token: str) -> Caller:
         """The caller a token names, or a 401 (503 when no platform key is set up)."""
         hit = self._verified.get(token)
         if hit is not None and hit[1] > time.time():
+            cutoff = self._revoked.get(hit[0].sub)
+            if cutoff is not None and hit[2] <= cutoff:
+                raise _revoked_token()
             return hit[0]
         issuer = _unverified_issuer(token)
         if issuer.startswith(SERVICE_PREFIX):
@@ -173,10 +189,40 @@ class TokenVerifier:
         else:
             claims = _decode(token, self._platform_key_or_503(), ISSUER, AUDIENCE)
         caller = _caller_from_claims(claims)
+        issued = float(claims["iat"])
+        cutoff = self._revoked.get(caller.sub)
+        if cutoff is not None and issued <= cutoff:
+            raise _revoked_token()
         if len(self._verified) >= _VERIFIED_MAX:
             self._verified.clear()
-        self._verified[token] = (caller, float(claims["exp"]))
+        self._verified[token] = (caller, float(claims["exp"]), issued)
         return caller
+
+    def revoke(self, subject: str, revoked_at: float, not_after: float) -> None:
+        """Refuse ``subject``'s tokens issued up to ``revoked_at`` (epoch seconds), until
+        ``not_after``. The clock skew allowance covers an issuer whose clock runs ahead
+        of the database that stamped ``revoked_at``; a repeated revoke never narrows."""
+        cutoff = revoked_at + _CLOCK_SKEW_SECONDS
+        until = not_after + _CLOCK_SKEW_SECONDS
+        self._revoked[subject] = max(cutoff, self._revoked.get(subject, cutoff))
+        self._revoked_until[subject] = max(until, self._revoked_until.get(subject, until))
+
+    def prune_revoked(self, now: float | None = None) -> int:
+        """Forget subjects none of whose revoked tokens can still verify (they expired:
+        the signature check refuses them without the set); the number forgotten."""
+        moment = time.time() if now is None else now
+        gone = [sub for sub, until in self._revoked_until.items() if until < moment]
+        for sub in gone:
+            del self._revoked_until[sub]
+            self._revoked.pop(sub, None)
+        return len(gone)
+
+    def is_revoked(self, subject: str) -> bool:
+        return subject in self._revoked
+
+    @property
+    def revoked_count(self) -> int:
+        return len(self._revoked)
 
     def _platform_key_or_503(self) -> Ed25519PublicKey:
         """A missing or unusable key is the service's fault, and temporary: 503."""

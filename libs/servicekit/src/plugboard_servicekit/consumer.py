@@ -164,7 +164,7 @@ class EventConsumer(Generic[DepsT]):
         await cancel_and_wait(self._task)
         self._task = None
         await self.stop_partitions(list(self._workers))
-        await close_within(self._consumer.stop())
+        await _close_kafka_consumer(self._consumer)
         if self._producer is not None:
             await close_within(self._producer.stop())
             self._producer = None
@@ -385,6 +385,19 @@ class _StopRevoked(ConsumerRebalanceListener):
         self, assigned: Sequence[TopicPartition]
     ) -> None:
         """Nothing to do: fetching starts at the committed offsets."""
+
+
+async def _close_kafka_consumer(consumer: AIOKafkaConsumer) -> None:
+    """aiokafka's fetcher awaits the fetch requests it has just cancelled (one sleeping
+    in its retry backoff while the broker is gone), so their CancelledError reaches us;
+    only a cancellation of this task itself may go on up."""
+    try:
+        await close_within(consumer.stop())
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("consumer_close_interrupted")
 
 
 def describe_error(error: Exception) -> str:
