@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import APIRouter
@@ -130,3 +131,33 @@ async def test_revoked_key_is_refused_by_every_replica_and_after_restart(
 
 async def _refuses(client: httpx.AsyncClient, token: str) -> bool:
     return await status(client, token) == 401
+
+
+async def test_a_lost_listen_connection_is_reopened_and_the_table_read_again(
+    service_settings: Callable[..., ServiceSettings], jwt_keys: tuple[str, str], postgres_dsn: str
+) -> None:
+    """A revocation recorded while the replica is not listening (its NOTIFY is lost)
+    is still refused once the watcher has reconnected and reloaded."""
+    settings = service_settings(SPEC)
+    project, key = uuid7(), uuid7()
+    token = mint_token(jwt_keys[0], sub=subject(project, key), org=ORG, scopes=["things:read"])
+    async with service_client(SPEC, settings) as client:
+        assert await status(client, token) == 200
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            async with client.runtime.pool.acquire() as conn, conn.transaction():
+                await conn.execute(  # as the consumer records it, minus the NOTIFY
+                    "INSERT INTO revoked_subjects (subject, revoked_at, not_after)"
+                    " VALUES ($1, now(), now() + interval '5 minutes')",
+                    subject(project, key),
+                )
+            assert await status(client, token) == 200  # nobody told this replica
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE usename = $1 AND query LIKE '%FROM revoked_subjects%WHERE not_after >%'",
+                client.schema,
+            )
+            assert killed == 1  # exactly the watcher's LISTEN connection
+        finally:
+            await admin.close()
+        await wait_until(lambda: _refuses(client, token), message="not reloaded after reconnect")
