@@ -258,12 +258,13 @@ async def lock_secret(conn: Connection, org_id: str, credential_id: UUID) -> Sec
     return SecretRow.with_key(record, data_key)
 
 
-REVEAL_SECRET = f"""
+def _reveal_statement(where: str) -> str:
+    return f"""
 WITH c AS (
     SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,
         d.kek_version AS dek_kek_version, d.kek_check AS dek_kek_check
     FROM credentials c JOIN data_keys d ON d.org_id = c.org_id AND d.version = c.dek_version
-    WHERE {TENANT}
+    WHERE {where}
 ), a AS (
     INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
     SELECT org_id, $3, $4, $5, 'reveal', id, version FROM c
@@ -272,12 +273,24 @@ SELECT * FROM c
 """
 
 
+REVEAL_SECRET = _reveal_statement(TENANT)
+REVEAL_SECRETS = _reveal_statement(TENANT.replace("c.id = $2", "c.id = ANY($2::uuid[])"))
+"""The batch reveal: the same read, one audit row per credential found."""
+
+
 async def reveal_secret(
     conn: Executor, org_id: str, credential_id: UUID, audit: Audit
 ) -> SecretRow | None:
     """Read the secret and write its audit row in one statement (one round trip)."""
     record = await conn.fetchrow(REVEAL_SECRET, org_id, credential_id, *audit.values())
     return None if record is None else SecretRow.of(record)
+
+
+async def reveal_secrets(
+    conn: Executor, org_id: str, credential_ids: list[UUID], audit: Audit
+) -> list[SecretRow]:
+    records = await conn.fetch(REVEAL_SECRETS, org_id, credential_ids, *audit.values())
+    return [SecretRow.of(record) for record in records]
 
 
 DELETE_CREDENTIAL = f"""

@@ -32,6 +32,7 @@ ACTIONS = {
     "patch_credential": "update",
     "delete_credential": "delete",
     "reveal_credential": "reveal",
+    "batch_reveal_credentials": "reveal",
     "replace_token": "refresh",
 }
 _OUTCOMES = {403: "denied", 404: "not_found", 500: "failed"}

@@ -39,11 +39,14 @@ from credential_vault.api.deps import (
     required_if_match,
 )
 from credential_vault.api.schemas import (
+    BatchRevealedOut,
+    BatchRevealIn,
     CredentialCreateIn,
     CredentialOut,
     CredentialPage,
     CredentialPatchIn,
     RevealedCredentialOut,
+    batch_revealed_json,
     revealed_json,
 )
 from credential_vault.domain.data import OAuth2TokenData
@@ -68,6 +71,15 @@ def _if_match_header(required: bool) -> dict[str, Any]:
 def _single(view: CredentialView, response: Response) -> CredentialOut:
     response.headers["ETag"] = f'"{view.row.version}"'
     return CredentialOut.of(view)
+
+
+@router.post(":batch-reveal", response_model=BatchRevealedOut)
+async def batch_reveal_credentials(body: BatchRevealIn, call: RevealCall) -> Response:
+    """Many reveals in one call (the OAuth broker's refresh scheduler), each audited."""
+    ids = list(dict.fromkeys(body.ids))
+    revealed = await call.deps.credentials.reveal_many(call.caller.org, audit_of(call), ids)
+    body_json = batch_revealed_json(revealed, ids)
+    return Response(body_json, media_type="application/json", headers=NO_STORE)
 
 
 @router.post("/{credential_id}:reveal", response_model=RevealedCredentialOut)

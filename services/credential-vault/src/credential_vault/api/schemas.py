@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -128,6 +129,32 @@ class RevealedCredentialOut(_CredentialBase):
     """The reveal response (documentation: the route returns ``revealed_json``)."""
 
     data: dict[str, Any] = Field(description="The plaintext data, as validated for the type.")
+
+
+MAX_BATCH_REVEAL = 100
+
+
+class BatchRevealIn(_In):
+    ids: list[UUID] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_REVEAL,
+        description="Credentials to reveal; ids not found (or not the caller's) are "
+        "listed under notFound.",
+    )
+
+
+class BatchRevealedOut(_Out):
+    """The batch reveal response (documentation: the route splices ``revealed_json``)."""
+
+    items: list[RevealedCredentialOut]
+    not_found: list[UUID]
+
+
+def batch_revealed_json(revealed: list[tuple[CredentialRow, bytes]], asked: list[UUID]) -> bytes:
+    found = {row.id for row, _ in revealed}
+    missing = [str(cid) for cid in dict.fromkeys(asked) if cid not in found]
+    items = b",".join(revealed_json(row, plaintext) for row, plaintext in revealed)
+    return b'{"items":[' + items + b'],"notFound":' + json.dumps(missing).encode() + b"}"
 
 
 def revealed_json(row: CredentialRow, plaintext: bytes) -> bytes:
