@@ -42,7 +42,8 @@ async def registry_dependencies(
         secrets = SecretStore(vault)
         pool = runtime.pool
         connector_service = ConnectorService(pool, secrets)
-        catalogue_service = CatalogueService(pool, connector_service)
+        dev = runtime.settings.dev_mode
+        catalogue_service = CatalogueService(pool, connector_service, dev=dev)
         yield RegistryDeps(
             settings=runtime.settings,
             pool=pool,

@@ -108,8 +108,11 @@ def catalogue_entry(provider: Provider) -> dict[str, Any]:
     )
 
 
-def problems(provider: Provider) -> list[str]:
-    """Rules beyond the schema, each a sentence naming the field (empty: the entry is sound)."""
+def problems(provider: Provider, *, allow_http: bool = False) -> list[str]:
+    """Rules beyond the schema, each a sentence naming the field (empty: the entry is sound).
+
+    `allow_http`: an org's entry in dev mode may name an http endpoint (a local provider
+    or mock server), as a connector's config may there; built-in entries never."""
     found: list[str] = []
     declared = {item.name for item in provider.inputs}
     for field, value in provider.templated_strings():
@@ -118,7 +121,8 @@ def problems(provider: Provider) -> list[str]:
         for name in templates.variables(value):
             if name not in declared:
                 found.append(f"{field}: variable {name} is not a declared input")
-        if field.endswith("Url") and not templates.probe(value).startswith("https://"):
+        scheme = templates.probe(value).split("://", 1)[0]
+        if field.endswith("Url") and scheme != "https" and not (allow_http and scheme == "http"):
             found.append(f"{field}: must be https")
     for index, scheme in enumerate(provider.auth_schemes):
         found += [f"authSchemes[{index}]: {text}" for text in _grant_problems(scheme)]

@@ -79,7 +79,8 @@ def load_document(stream: documents.Readable | bytes) -> dict[str, Any]:
     return document
 
 
-def import_document(document: dict[str, Any]) -> ImportResult:
+def import_document(document: dict[str, Any], *, allow_http: bool = False) -> ImportResult:
+    """Every supported entry as a provider; `allow_http` as for `catalogue.problems`."""
     result = ImportResult()
     for name, raw in document.items():
         entry = _resolve_alias(document, raw)
@@ -90,7 +91,7 @@ def import_document(document: dict[str, Any]) -> ImportResult:
             )
             continue
         try:
-            result.providers.append(convert(str(name), entry))
+            result.providers.append(convert(str(name), entry, allow_http=allow_http))
         except (ValueError, ValidationError) as exc:
             result.skipped.append(Skipped(str(name), _reason(exc)))
     return result
@@ -112,7 +113,7 @@ def _resolve_alias(document: dict[str, Any], entry: dict[str, Any]) -> dict[str,
     return {**base, **entry}
 
 
-def convert(name: str, entry: dict[str, Any]) -> Provider:
+def convert(name: str, entry: dict[str, Any], *, allow_http: bool = False) -> Provider:
     inputs = _Inputs()
     scheme = _scheme(entry, inputs)
     notes: list[str] = []
@@ -135,7 +136,7 @@ def convert(name: str, entry: dict[str, Any]) -> Provider:
         "source": {"origin": "nango"},
     }
     provider = PROVIDER_ADAPTER.validate_python({k: v for k, v in data.items() if v is not None})
-    found = problems(provider)
+    found = problems(provider, allow_http=allow_http)
     if found:
         raise ValueError(found[0])
     return provider
