@@ -14,15 +14,12 @@ runs them), the real broker and a real OAuth server process, driven through HTTP
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+import sys
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
 from plugboard_contracts.payloads import (
     CredentialExpired,
@@ -37,86 +34,16 @@ from plugboard_servicekit.testing import (
     wait_until,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))  # e2e_helpers: tests/ is not a package
+from e2e_helpers import BUILDER_SCOPES, Platform, browser, start_session
+from e2e_helpers import readers as topic_readers
+
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
-REDIRECT = "https://app.example/connected"
-BUILDER_SCOPES = (
-    "projects:read",
-    "projects:write",
-    "connections:read",
-    "connections:write",
-    "installations:read",
-    "installations:write",
-    "connectors:read",
-    "connectors:write",
-    "oauth:sessions",
-    "oauth:admin",
-    "credentials:read",
-    "credentials:write",
-    "providers:read",
-)
-REVISION = {"specVersion": "1.0.0", "read": {"objects": [{"objectName": "contacts"}]}}
 CONFIG = {"content": {"read": {"objects": {"contacts": {"schedule": "*/10 * * * *"}}}}}
 HEALTH_BOUND_SECONDS = 15.0
 """Generous: the target is 2 s (bench/expiry_propagation.py measures it); this only
 catches a propagation that is broken, on a loaded 2-core machine."""
-
-
-class Platform:
-    """HTTP clients to each service process, as one builder of one org."""
-
-    def __init__(self, services: ServiceProcesses, org: str) -> None:
-        self.services = services
-        self.org = org
-        self.auth = services.headers(org, BUILDER_SCOPES)
-
-    def client(self, service: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.services.url(service), headers=self.auth, timeout=10.0
-        )
-
-    async def call(self, service: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        async with self.client(service) as client:
-            return await client.request(method, path, **kw)
-
-    async def ok(self, service: str, method: str, path: str, **kw: Any) -> Any:
-        response = await self.call(service, method, path, **kw)
-        assert response.status_code < 300, f"{method} {path}: {response.text}"
-        return response.json() if response.content else None
-
-    async def project(self) -> dict[str, Any]:
-        body = {"name": f"p-{uuid4().hex[:8]}", "appName": "Acme Sync"}
-        return await self.ok("installation", "POST", "/v1/projects", json=body)
-
-    async def integration(self, project: dict[str, Any], **target: str) -> dict[str, Any]:
-        base = f"/v1/projects/{project['id']}/integrations"
-        made = await self.ok("installation", "POST", base, json={"name": "sync", **target})
-        await self.ok("installation", "POST", f"{base}/{made['id']}/revisions", json=REVISION)
-        return made
-
-    async def expire_soon(self, credential_id: str) -> datetime:
-        """PATCH the credential's expiresAt to now + 1 s; returns that instant."""
-        at = datetime.now(UTC) + timedelta(seconds=1)
-        await self.ok(
-            "credential-vault",
-            "PATCH",
-            f"/v1/credentials/{credential_id}",
-            content=f'{{"expiresAt": "{at.isoformat()}"}}',
-            headers={**self.auth, "Content-Type": "application/merge-patch+json"},
-        )
-        return at
-
-
-@asynccontextmanager
-async def _readers(bootstrap: str, *topics: str) -> AsyncIterator[dict[str, TopicReader]]:
-    readers: dict[str, TopicReader] = {}
-    try:
-        for topic in topics:
-            readers[topic] = await TopicReader(bootstrap, topic).start()
-        yield readers
-    finally:
-        for reader in readers.values():
-            await reader.stop()
 
 
 async def _install_and_expire(
@@ -181,19 +108,6 @@ async def _expire(
 TOPICS = ("installation.created", "credential.expired", "installation.health_changed")
 
 
-async def _browser(url: str) -> httpx.Response:
-    """Follow the redirects (provider -> broker callback) until they leave both."""
-    async with httpx.AsyncClient(timeout=10.0) as browser:
-        for _ in range(6):
-            response = await browser.get(url)
-            if not response.is_redirect:
-                return response
-            url = response.headers["location"]
-            if url.startswith(REDIRECT):
-                return response
-    raise AssertionError("redirect loop")
-
-
 async def _oauth_connector(platform: Platform, oauth_server: OAuthServer) -> dict[str, Any]:
     """A user-defined connector whose OAuth scheme is the OAuth server process."""
     connector = await platform.ok(
@@ -214,43 +128,16 @@ async def _oauth_connector(platform: Platform, oauth_server: OAuthServer) -> dic
     return connector
 
 
-async def _start_session(
-    platform: Platform, connector: dict[str, Any], project: dict[str, Any]
-) -> dict[str, Any]:
-    """Start a session once the broker has the config (it learns it from an event)."""
-    await platform.ok(
-        "oauth-broker", "PUT", "/v1/oauth/settings", json={"allowedRedirectUrls": [REDIRECT]}
-    )
-    body = {
-        "connectorId": connector["id"],
-        "authSchemeConfigId": "oauth",
-        "provider": "crm",
-        "projectId": project["id"],
-        "groupRef": "acme",
-        "groupName": "Acme Inc",
-        "consumerRef": "ada",
-        "consumerName": "Ada",
-        "redirectUrl": REDIRECT,
-    }
-    for _ in range(240):  # the broker learns configs from events: allow a slow group join
-        response = await platform.call("oauth-broker", "POST", "/v1/oauth/sessions", json=body)
-        if response.status_code != 404:
-            assert response.status_code == 201, response.text
-            return response.json()
-        await asyncio.sleep(0.25)
-    raise AssertionError("the broker never learnt the connector's OAuth config")
-
-
 async def test_oauth_flow_end_to_end(
     service_processes: ServiceProcesses, oauth_server: OAuthServer
 ) -> None:
     platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
-    async with _readers(service_processes.bootstrap, "connection.created", *TOPICS) as readers:
+    async with topic_readers(service_processes.bootstrap, "connection.created", *TOPICS) as readers:
         project = await platform.project()
         connector = await _oauth_connector(platform, oauth_server)
         integration = await platform.integration(project, connectorId=connector["id"])
-        session = await _start_session(platform, connector, project)
-        final = await _browser(session["authorizationUrl"])
+        session = await start_session(platform, connector, project)
+        final = await browser(session["authorizationUrl"])
         assert "status=completed" in final.headers["location"]
         listing = f"/v1/projects/{project['id']}/connections?groupRef=acme"
 
@@ -273,7 +160,7 @@ async def test_oauth_flow_end_to_end(
 
 async def test_api_key_connection_end_to_end(service_processes: ServiceProcesses) -> None:
     platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
-    async with _readers(service_processes.bootstrap, *TOPICS) as readers:
+    async with topic_readers(service_processes.bootstrap, *TOPICS) as readers:
         project = await platform.project()
         integration = await platform.integration(project, provider="hubspot")
         scopes = [
@@ -322,11 +209,11 @@ async def test_import_end_to_end(
     service_processes: ServiceProcesses, oauth_server: OAuthServer
 ) -> None:
     platform = Platform(service_processes, f"org-e2e-{uuid4().hex[:8]}")
-    async with _readers(service_processes.bootstrap, *TOPICS) as readers:
+    async with topic_readers(service_processes.bootstrap, *TOPICS) as readers:
         project = await platform.project()
         connector = await _oauth_connector(platform, oauth_server)
         integration = await platform.integration(project, connectorId=connector["id"])
-        await _start_session(platform, connector, project)  # waits until the broker has the config
+        await start_session(platform, connector, project)  # waits until the broker has the config
         refresh = f"refresh-{uuid4().hex}"
         body = {
             "provider": "crm",
