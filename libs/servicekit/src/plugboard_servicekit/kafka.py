@@ -27,6 +27,9 @@ log = get_logger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
 MAX_BATCH_BYTES = 1024 * 1024
+MAX_REQUEST_BYTES = 1024 * 1024
+"""The largest record the producer sends (aiokafka's default, set explicitly so the
+outbox relay can refuse a larger row before building batches)."""
 _NO_IDEMPOTENCE: set[str] = set()
 """Brokers that refused InitProducerId in this process (asked once, not per producer)."""
 
@@ -45,6 +48,7 @@ async def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaP
         "acks": "all",
         "linger_ms": 5,
         "max_batch_size": MAX_BATCH_BYTES,
+        "max_request_size": MAX_REQUEST_BYTES,
         "request_timeout_ms": 15000,
     }
     config.update(overrides)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,9 @@ from aiokafka.errors import (
     RecordTooLargeError,
     UnsupportedForMessageFormatError,
 )
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from plugboard_contracts.envelope import CloudEvent
 
 from plugboard_servicekit import kafka, metrics, telemetry
@@ -43,7 +47,12 @@ log = get_logger(__name__)
 
 _TRACE_HEADERS = ("traceparent", "tracestate")
 """What `add` stores in `headers` (W3C trace context) and the relay sends along."""
-ROUND_BYTES = kafka.MAX_BATCH_BYTES * 9 // 10  # headroom for record framing
+ROUND_BYTES = 8 * kafka.MAX_BATCH_BYTES
+"""What one round sends at most, all partitions together (each partition gets one
+batch of at most `kafka.MAX_BATCH_BYTES`)."""
+_PARTITIONER = DefaultPartitioner()
+"""Kafka's default (murmur2 of the key), applied by the relay itself so every path
+sends a key to the same partition and a round can be cut into one batch per partition."""
 _COLUMNS = ("event_id", "topic", "key", "payload", "headers")
 _INSERT = "INSERT INTO outbox (event_id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)"
 _NEXT_ROWS = (
@@ -89,12 +98,23 @@ def _row(event: CloudEvent[Any], headers: dict[str, str]) -> tuple[Any, ...]:
     return (event.id, event.type, event.subject, payload, headers)
 
 
-def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:
-    return producer.send(
+def _headers(row: asyncpg.Record) -> list[tuple[str, bytes | None]]:
+    return [(name, row[name].encode()) for name in _TRACE_HEADERS if row[name]]
+
+
+async def _partition(producer: AIOKafkaProducer, topic: str, key: bytes) -> int:
+    partitions = sorted(await producer.partitions_for(topic))
+    return _PARTITIONER(key, partitions, partitions)
+
+
+async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:
+    key = row["key"].encode()
+    return await producer.send(
         row["topic"],
         value=row["payload"],
-        key=row["key"].encode(),
-        headers=[(name, row[name].encode()) for name in _TRACE_HEADERS if row[name]],
+        key=key,
+        partition=await _partition(producer, row["topic"], key),
+        headers=_headers(row),
     )
 
 
@@ -141,7 +161,7 @@ class OutboxRelay:
         schema: str,
         bootstrap_servers: str,
         *,
-        batch_size: int = 2000,
+        batch_size: int = 10000,
         poll_interval: float = 1.0,
         retry_backoff: float = 0.5,
         request_timeout_ms: int = 15000,
@@ -234,38 +254,12 @@ class OutboxRelay:
                 conn, producer, [r for r in rows if r["id"] <= careful]
             )
         self._careful_until = None
-        rows = _one_batch_per_partition(rows)
-        sent, refused = await self._send_round(producer, rows)
+        sent, refused = await _send_round(producer, rows)
         await conn.execute(_DELETE, [r["id"] for r in sent])
         _count_published(sent)
         if refused:
             self._careful_until = max(r["id"] for r in refused)
         return len(rows)
-
-    async def _send_round(
-        self, producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]
-    ) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-        """The rows acknowledged and the rows refused as unsendable. A refusal at send
-        time ends the round there, so no later row of that key goes out before it; a
-        retriable failure raises and the relay starts over from the oldest row."""
-        futures: list[tuple[asyncpg.Record, Any]] = []
-        refused: list[asyncpg.Record] = []
-        for row in rows:
-            try:
-                futures.append((row, await _send(producer, row)))
-            except UNSENDABLE_ERRORS:
-                refused.append(row)
-                break
-        results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
-        sent: list[asyncpg.Record] = []
-        for (row, _), result in zip(futures, results, strict=True):
-            if isinstance(result, UNSENDABLE_ERRORS):
-                refused.append(row)  # the row's whole partition batch was refused
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                sent.append(row)
-        return sent, refused
 
     async def _publish_one_by_one(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]
@@ -327,14 +321,71 @@ def _count_published(rows: Sequence[asyncpg.Record]) -> None:
         metrics.EVENTS_PUBLISHED.labels(topic=topic).inc(count)
 
 
-def _one_batch_per_partition(rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
-    """Keep a round within one producer batch per partition (the rows' bytes fit one
-    batch), so a partition's round is delivered or failed as a whole. A failed round
-    is sent again from its first row: a retry can duplicate, never reorder a key,
-    even on a broker without idempotent producers."""
+@dataclass
+class _Batch:
+    """One partition's share of a round: a closed producer batch and its rows."""
+
+    builder: BatchBuilder
+    rows: list[asyncpg.Record] = field(default_factory=list)
+
+
+async def _send_round(
+    producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """The rows acknowledged and the rows refused as unsendable, sending one batch per
+    partition: a partition's round is delivered or failed as a whole, so a failed round
+    sent again from its first row can duplicate, never reorder a key (even on a broker
+    without idempotent producers). A retriable failure raises and the relay starts
+    over from the oldest row."""
+    batches, refused = await _fill_batches(producer, rows)
+    futures = []
+    for (topic, partition), batch in batches.items():
+        batch.builder.close()  # complete: sent at once, no linger
+        futures.append(await producer.send_batch(batch.builder, topic, partition=partition))
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    sent: list[asyncpg.Record] = []
+    for batch, result in zip(batches.values(), results, strict=True):
+        if isinstance(result, UNSENDABLE_ERRORS):
+            refused += batch.rows  # the whole partition batch was refused
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            sent += batch.rows
+    return sent, refused
+
+
+async def _fill_batches(
+    producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]
+) -> tuple[dict[tuple[str, int], _Batch], list[asyncpg.Record]]:
+    """The rows in id order, each appended to its partition's batch. A full batch takes
+    no later row of its partition this round (they wait for the next, in order); a row
+    too large for any request ends the round there and is returned as refused, so no
+    later row of its key goes out before it."""
+    batches: dict[tuple[str, int], _Batch] = {}
+    full: set[tuple[str, int]] = set()
+    partitions: dict[str, list[int]] = {}
     total = 0
-    for count, row in enumerate(rows):
-        total += len(row["payload"]) + len(row["key"]) + 64
-        if total > ROUND_BYTES and count > 0:
-            return rows[:count]
-    return rows
+    for row in rows:
+        topic, key, value, headers = (
+            row["topic"],
+            row["key"].encode(),
+            row["payload"],
+            _headers(row),
+        )
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size > kafka.MAX_REQUEST_BYTES:
+            return batches, [row]
+        total += size
+        if total > ROUND_BYTES and batches:
+            break
+        if topic not in partitions:
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        tp = (topic, _PARTITIONER(key, partitions[topic], partitions[topic]))
+        if tp in full:
+            continue
+        batch = batches.get(tp) or batches.setdefault(tp, _Batch(producer.create_batch()))
+        if batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            full.add(tp)  # the first record always fits, so the batch holds at least one
+            continue
+        batch.rows.append(row)
+    return batches, []
