@@ -5,8 +5,11 @@ connections and installations the credential backs.
 records each credential's newest fact (older facts change nothing),
 flips the connections that use it and the installations that run on them, bumps
 their versions, and stages ``connection.updated`` and ``installation.health_changed``
-for exactly the rows that changed, built in SQL as one multi-row outbox insert each
-(health events first, so the relay sends them ahead of the connection updates).
+for exactly the rows that changed, built in SQL as one multi-row outbox insert each.
+Health events are what subscribers wait for, so they take the lower outbox ids and
+the relay sends them first: the connection insert reads the health insert's result,
+which makes PostgreSQL finish that one first (data-modifying CTEs that nothing reads
+run in no documented order, and in practice the last one first).
 So 10,000 installations, or 1,000 credentials, cost one round trip, and a redelivered or stale event
 finds nothing to change and publishes nothing.
 """
@@ -74,6 +77,7 @@ WITH input AS (
             'credentialId', i.credential_id
         ))::text, 'UTF8'), $9::jsonb
     FROM (SELECT *, event_uuid7() AS event_id FROM insts) i CROSS JOIN stamp s
+    RETURNING id
 ), conn_events AS (
     INSERT INTO outbox (event_id, topic, key, payload, headers)
     SELECT c.event_id, 'connection.updated', c.id::text, convert_to(json_build_object(
@@ -86,6 +90,7 @@ WITH input AS (
             'connectorId', c.connector_id, 'provider', c.provider,
             'credentialIds', json_build_array(c.credential_id)))::text, 'UTF8'), $9::jsonb
     FROM (SELECT *, event_uuid7() AS event_id FROM conns) c CROSS JOIN stamp s
+    WHERE (SELECT count(*) FROM inst_events) >= 0  -- after the health events: higher ids
 )
 SELECT (SELECT count(*) FROM insts) AS installations, (SELECT count(*) FROM conns) AS connections
 """
