@@ -63,8 +63,8 @@ def start_broker(
 ) -> Callable[..., AbstractAsyncContextManager[Broker]]:
     """``async with start_broker(schema=None, **settings) as broker``; pass the first
     broker's ``schema`` to start a second replica on the same one. It signs as
-    ``oauth-broker`` (the vault trusts that name), so it consumes nothing: one consumer
-    group shared by every test app rejoins slowly on Tansu and holds up the relay.
+    ``oauth-broker`` (the vault trusts that name) and has none of the broker's own
+    subscriptions: apps of other tests must not take each other's credential events.
     The consumers have tests of their own (test_consumers.py)."""
 
     def start(schema: str | None = None, **overrides: Any) -> AbstractAsyncContextManager[Broker]:

@@ -14,6 +14,7 @@ KIT = [
     "servicekit/0002_inbox.sql",
     "servicekit/0003_aggregate_versions.sql",
     "servicekit/0004_outbox_dead_letters.sql",
+    "servicekit/0005_revoked_subjects.sql",
 ]
 
 

@@ -99,12 +99,17 @@ async def service_client(
     that role and migrates at start-up, as a deployment does. Waits for /readyz 200
     unless `ready=False`; the lifespan ends (everything stopped) with the block.
 
-    The app runs as `<spec.name>-<schema>`, so its consumer group is its own (on Tansu a
-    group whose members just left rejoins slowly). The name is also its service
-    identity: pass `name=spec.name` when the test signs or checks service tokens."""
+    The app runs as `<spec.name>-<schema>`; its name is also its service identity: pass
+    `name=spec.name` when the test signs or checks service tokens. Its consumer group is
+    prefixed with the schema either way, so apps on one schema (replicas) share a group
+    and no other test's app joins it (on Tansu a group whose members just left rejoins
+    slowly, and every app consumes at least the built-in ``api_key.revoked``)."""
     schema = schema or f"t_{uuid.uuid4().hex[:16]}"
     role_dsn = await db.provision(settings.database_url, schema, schema)
-    settings = settings.model_copy(update={"database_url": role_dsn, "auto_migrate": True})
+    prefix = f"{settings.kafka_group_prefix}{schema}."
+    settings = settings.model_copy(
+        update={"database_url": role_dsn, "auto_migrate": True, "kafka_group_prefix": prefix}
+    )
     spec = dataclasses.replace(spec, name=name or f"{spec.name}-{schema}", schema=schema)
     app = create_service_app(spec, settings)
     async with app.router.lifespan_context(app), AppClient(app, spec, settings, schema) as client:
