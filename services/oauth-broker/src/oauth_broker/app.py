@@ -81,6 +81,7 @@ async def dependencies(runtime: Runtime[OAuthBrokerSettings]) -> AsyncIterator[B
         scheduler = Scheduler(
             pool,
             keeper,
+            vault,
             batch=settings.scheduler_batch,
             interval=settings.scheduler_interval_seconds,
             lease_seconds=settings.lease_seconds,

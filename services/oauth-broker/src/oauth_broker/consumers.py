@@ -10,6 +10,7 @@ schedule starts again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from plugboard_contracts.payloads import (
 )
 from plugboard_contracts.payloads.registry import ProviderAppCreated
 from plugboard_servicekit import versions
-from plugboard_servicekit.consumer import Subscription, on
+from plugboard_servicekit.consumer import Subscription, on, on_batch
 from plugboard_servicekit.db import Connection
 
 from oauth_broker import repository as repo
@@ -87,29 +88,25 @@ async def on_app_deleted(
         )
 
 
-async def on_credential_state(
-    deps: BrokerDeps, conn: Connection, event: CloudEvent[CredentialCreated]
+async def on_credential_states(
+    deps: BrokerDeps, conn: Connection, events: Sequence[CloudEvent[CredentialCreated]]
 ) -> None:
-    data = event.data
-    if data.type is not CredentialType.OAUTH2_TOKEN:
-        return
-    key = app_key(data.provider_app_id) if data.provider_app_id else None
-    issued: datetime = data.occurred_at
+    """A partition's credential events in one statement batch (the vault publishes one
+    ``credential.refreshed`` per refresh: a storm of them, mostly the broker's own)."""
     timing = deps.keeper.timing
-    due = timing.due_at(data.access_token_expires_at, issued, refreshable=data.has_refresh_token)
-    args = (
-        data.credential_id,
-        event.orgid,
-        key,
-        data.version,
-        data.has_refresh_token,
-        data.access_token_expires_at,
-        issued,
-        due,
-        None,
-        None,
-    )
-    await conn.execute(repo.UPSERT_TOKEN, *args)
+    rows: list[tuple[Any, ...]] = []
+    for event in events:
+        data = event.data
+        if data.type is not CredentialType.OAUTH2_TOKEN:
+            continue
+        key = app_key(data.provider_app_id) if data.provider_app_id else None
+        issued: datetime = data.occurred_at
+        expires = data.access_token_expires_at
+        due = timing.due_at(expires, issued, refreshable=data.has_refresh_token)
+        rows.append((data.credential_id, event.orgid, key, data.version,
+                     data.has_refresh_token, expires, issued, due, None, None))  # fmt: skip
+    if rows:
+        await conn.executemany(repo.UPSERT_TOKEN, rows)
 
 
 async def on_credential_deleted(
@@ -130,8 +127,8 @@ SUBSCRIPTIONS: list[Subscription[Any]] = [
     on("provider_app.created", on_app_state),
     on("provider_app.updated", on_app_state),
     on("provider_app.deleted", on_app_deleted),
-    on("credential.created", on_credential_state),
-    on("credential.updated", on_credential_state),
-    on("credential.refreshed", on_credential_state),
+    on_batch("credential.created", on_credential_states),
+    on_batch("credential.updated", on_credential_states),
+    on_batch("credential.refreshed", on_credential_states),
     on("credential.deleted", on_credential_deleted),
 ]

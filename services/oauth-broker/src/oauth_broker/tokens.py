@@ -176,9 +176,10 @@ class TokenKeeper:
             self._track(row.credential_id, task)
         return await asyncio.shield(task)
 
-    async def refresh_scheduled(self, row: TokenRow) -> Issued:
-        """A scheduler-claimed row; in-process callers join this refresh."""
-        task = asyncio.create_task(self.refresh_leased(row, row.vault_version))
+    async def refresh_scheduled(self, row: TokenRow, revealed: Revealed | None = None) -> Issued:
+        """A scheduler-claimed row (read by the scheduler's batch when ``revealed``);
+        in-process callers join this refresh."""
+        task = asyncio.create_task(self.refresh_leased(row, row.vault_version, read=revealed))
         if row.credential_id not in self._inflight:
             self._track(row.credential_id, task)
         return await task
@@ -223,12 +224,17 @@ class TokenKeeper:
         raise Unavailable("Another replica is refreshing this credential.", retry_after=1)
 
     async def refresh_leased(
-        self, row: TokenRow, seen_version: int, min_validity: timedelta | None = None
+        self,
+        row: TokenRow,
+        seen_version: int,
+        min_validity: timedelta | None = None,
+        read: Revealed | None = None,
     ) -> Issued:
-        """Refresh a credential whose lease this process holds (callers and scheduler)."""
+        """Refresh a credential whose lease this process holds (callers and scheduler).
+        ``read`` is the credential as read after the lease was taken, if it was."""
         revealed: Revealed | None = None
         try:
-            revealed = await self._vault.reveal(row.org_id, row.credential_id)
+            revealed = read or await self._vault.reveal(row.org_id, row.credential_id)
             current = issued_from(revealed)
             if revealed.version > seen_version and self._fresh(current, min_validity):
                 await self._sync(row, current)

@@ -17,6 +17,8 @@ from uuid import UUID
 import httpx
 
 VAULT = "credential-vault"
+MAX_BATCH_REVEAL = 100
+"""The vault's limit on ids per ``:batch-reveal`` call."""
 
 
 class ServiceCaller(Protocol):
@@ -62,6 +64,24 @@ class VaultClient:
         )
         body = response.json()
         return Revealed(credential_id, body["type"], int(body["version"]), body["data"])
+
+    async def reveal_many(self, org: str, credential_ids: Sequence[UUID]) -> dict[UUID, Revealed]:
+        """One call for up to 100 of an org's credentials; absent ids are not in the map."""
+        response = await self._client.request(
+            "POST",
+            "/v1/credentials:batch-reveal",
+            org=org,
+            scopes=["credentials:reveal"],
+            json={"ids": [str(cid) for cid in credential_ids]},
+            idempotent=True,
+        )
+        items = response.json()["items"]
+        return {
+            UUID(item["id"]): Revealed(
+                UUID(item["id"]), item["type"], int(item["version"]), item["data"]
+            )
+            for item in items
+        }
 
     async def reveal_cached(self, org: str, credential_id: UUID) -> Revealed:
         """For client secrets and keys: reused for ``secret_ttl`` seconds."""
