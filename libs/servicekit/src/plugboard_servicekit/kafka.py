@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -32,6 +32,38 @@ MAX_REQUEST_BYTES = 1024 * 1024
 outbox relay can refuse a larger row before building batches)."""
 _NO_IDEMPOTENCE: set[str] = set()
 """Brokers that refused InitProducerId in this process (asked once, not per producer)."""
+
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's ``Utils.murmur2``, aiokafka's partitioner),
+    a word at a time: the same hash as `aiokafka.partitioner.murmur2`, several times
+    faster, since the outbox relay hashes every row's key to build its batches."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", data):
+        k = (k * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = data[words * 4 :]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` among the topic's
+    ``partitions`` (sorted)."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 async def create_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:

@@ -33,7 +33,6 @@ from aiokafka.errors import (
     RecordTooLargeError,
     UnsupportedForMessageFormatError,
 )
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from plugboard_contracts.envelope import CloudEvent
@@ -50,9 +49,6 @@ _TRACE_HEADERS = ("traceparent", "tracestate")
 ROUND_BYTES = 8 * kafka.MAX_BATCH_BYTES
 """What one round sends at most, all partitions together (each partition gets one
 batch of at most `kafka.MAX_BATCH_BYTES`)."""
-_PARTITIONER = DefaultPartitioner()
-"""Kafka's default (murmur2 of the key), applied by the relay itself so every path
-sends a key to the same partition and a round can be cut into one batch per partition."""
 _COLUMNS = ("event_id", "topic", "key", "payload", "headers")
 _INSERT = "INSERT INTO outbox (event_id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)"
 _NEXT_ROWS = (
@@ -103,8 +99,7 @@ def _headers(row: asyncpg.Record) -> list[tuple[str, bytes | None]]:
 
 
 async def _partition(producer: AIOKafkaProducer, topic: str, key: bytes) -> int:
-    partitions = sorted(await producer.partitions_for(topic))
-    return _PARTITIONER(key, partitions, partitions)
+    return kafka.partition_for(key, sorted(await producer.partitions_for(topic)))
 
 
 async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> Any:
@@ -380,7 +375,7 @@ async def _fill_batches(
             break
         if topic not in partitions:
             partitions[topic] = sorted(await producer.partitions_for(topic))
-        tp = (topic, _PARTITIONER(key, partitions[topic], partitions[topic]))
+        tp = (topic, kafka.partition_for(key, partitions[topic]))
         if tp in full:
             continue
         batch = batches.get(tp) or batches.setdefault(tp, _Batch(producer.create_batch()))
