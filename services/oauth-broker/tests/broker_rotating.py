@@ -7,17 +7,22 @@ dead credential. ``script`` queues answers (e.g. a 500) before the normal one;
 requests and ``peak`` records the highest concurrency seen. Clearing ``gate``
 parks new requests before they are processed; a parked request whose client died
 is dropped unprocessed when the gate opens (like a provider that never got it).
+``clients`` records the client id of every token request (Basic header or form)
+and ``revoked`` every revocation as (token, token_type_hint, client id); a
+``password`` grant starts a new family (its tokens carry a refresh token).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import uvicorn
 from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
@@ -50,6 +55,8 @@ class RotatingEndpoint:
     script: list[int] = field(default_factory=list)
     reuses: int = 0
     revocations: list[str] = field(default_factory=list)
+    revoked: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    clients: list[str | None] = field(default_factory=list)
     access_tokens: set[str] = field(default_factory=set)
     active: int = 0
     peak: int = 0
@@ -80,6 +87,7 @@ class RotatingEndpoint:
                 self.requests["throttled"] += 1
                 return JSONResponse({"error": "slow_down"}, 429, {"Retry-After": "1"})
             form = await _form(request)
+            self.clients.append(_client_id(request, form))
             if not self.gate.is_set():  # parked, not processed: no rotation yet
                 self.parked += 1
                 await self.gate.wait()
@@ -99,6 +107,8 @@ class RotatingEndpoint:
             return JSONResponse({"error": "server_error"}, self.script.pop(0))
         if form.get("grant_type") == "client_credentials":
             return JSONResponse(self._tokens(None))
+        if form.get("grant_type") == "password":
+            return JSONResponse(self._tokens(self.grant(f"password-{len(self.families)}")))
         family = self.by_token.get(form.get("refresh_token", ""))
         if family is None or family.revoked:
             return JSONResponse({"error": "invalid_grant"}, 400)
@@ -129,6 +139,8 @@ class RotatingEndpoint:
     async def revoke(self, request: Request) -> Response:
         form = await _form(request)
         self.revocations.append(form.get("token", ""))
+        hint = form.get("token_type_hint")
+        self.revoked.append((form.get("token", ""), hint, _client_id(request, form)))
         family = self.by_token.get(form.get("token", ""))
         if family is not None:
             family.revoked = True
@@ -138,6 +150,19 @@ class RotatingEndpoint:
 async def _form(request: Request) -> dict[str, str]:
     """application/x-www-form-urlencoded without python-multipart."""
     return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+
+
+def _client_id(request: Request, form: dict[str, str]) -> str | None:
+    """The client id of client_secret_basic (RFC 6749 2.3.1: form-encoded, then Basic)
+    or of client_secret_post."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:]).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return unquote(decoded.partition(":")[0])
+    return form.get("client_id")
 
 
 @asynccontextmanager

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import ssl
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -34,6 +37,25 @@ def provider_app_of(key: str | None) -> UUID | None:
     return UUID(key.removeprefix("app:")) if key and key.startswith("app:") else None
 
 
+@dataclass(frozen=True)
+class NamedClient:
+    """The OAuth client a grant's source credential names (``oauth2-client`` or
+    ``oauth2-password`` with ``clientId``): a customer's own client, used instead of
+    the config's. ``repr`` hides the secret."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> NamedClient | None:
+        """The client in a source credential's data; None when it names none."""
+        client_id = data.get("clientId")
+        if not isinstance(client_id, str) or not client_id:
+            return None
+        secret = data.get("clientSecret")
+        return cls(client_id, secret if isinstance(secret, str) and secret else None)
+
+
 class ConfigStore:
     def __init__(self, pool: asyncpg.Pool, vault: VaultClient) -> None:
         self._pool = pool
@@ -46,8 +68,20 @@ class ConfigStore:
             raise NotFound("No OAuth configuration for this connector or provider app.")
         return found[0], OAuth2Settings.model_validate(found[1])
 
-    async def client_auth(self, org: str, settings: OAuth2Settings) -> ClientAuth:
-        """Client id and secret (or signing key), and the mTLS context when enabled."""
+    async def client_auth(
+        self, org: str, settings: OAuth2Settings, named: NamedClient | None = None
+    ) -> ClientAuth:
+        """Client id and secret (or signing key), and the mTLS context when enabled.
+
+        ``named`` (the client a grant's source credential names) replaces the config's
+        client id and secret: the provider issued that client to the customer, and
+        tokens it obtained must be renewed by the same client. The token URL, the
+        auth method and the mTLS settings stay the config's."""
+        if named is not None:
+            context = None
+            if settings.mtls_enabled:
+                context = await self._mtls_context(org, settings.mtls_credential_id)
+            return ClientAuth(named.client_id, named.client_secret, None, "RS256", context)
         secret = key = None
         algorithm = "RS256"
         client_id = settings.client_id

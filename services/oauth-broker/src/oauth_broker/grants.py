@@ -4,6 +4,11 @@ A credential with a refresh token is renewed with ``refresh_token``; one from
 ``client_credentials`` by asking again; ``password`` and ``jwt-bearer``
 (RFC 7523) by replaying the grant with the source credential kept in the vault
 (an ``oauth2-password`` or ``jwt-bearer`` credential named at creation).
+
+``client_credentials`` and ``password`` authenticate with the client their source
+credential names (its ``clientId``/``clientSecret``) when it names one, on the
+first grant and on every renewal (a refresh too: providers bind refresh tokens
+to the client they were issued to); else with the config's client.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import import_key
 from plugboard_contracts.payloads.registry import OAuth2Settings
 
-from oauth_broker.configs import ConfigStore
+from oauth_broker.configs import ConfigStore, NamedClient
 from oauth_broker.domain.failures import FailureKind, TokenFailureError
 from oauth_broker.provider import JWT_BEARER_GRANT, Confirm, ProviderClient, TokenSet
 from oauth_broker.repository import TokenRow
@@ -39,10 +44,11 @@ class Grants:
             raise TokenFailureError(FailureKind.PERMANENT, "no_oauth_config") from None
         scopes = list(revealed.data.get("scopes") or settings.scopes)
         refresh = revealed.data.get("refreshToken")
+        source = row.source_credential_id
         if refresh:
             params = {"grant_type": "refresh_token", "refresh_token": str(refresh)}
-            return await self.run(row.org_id, settings, params, scopes, confirm)
-        source = row.source_credential_id
+            named = await self._named_client(row.org_id, row.grant_type, source)
+            return await self.run(row.org_id, settings, params, scopes, confirm, named)
         return await self.fresh(row.org_id, settings, row.grant_type, source, scopes, confirm)
 
     async def fresh(
@@ -57,7 +63,8 @@ class Grants:
         """Obtain new tokens with a grant that needs no user."""
         if grant_type == "client_credentials":
             params = {"grant_type": "client_credentials"}
-            return await self.run(org, settings, params, scopes, confirm)
+            named = await self._named_client(org, grant_type, source)
+            return await self.run(org, settings, params, scopes, confirm, named)
         if grant_type == "password" and source is not None:
             data = (await self._vault.reveal_cached(org, source)).data
             params = {
@@ -65,7 +72,7 @@ class Grants:
                 "username": str(data.get("username", "")),
                 "password": str(data.get("password", "")),
             }
-            return await self.run(org, settings, params, scopes, confirm)
+            return await self.run(org, settings, params, scopes, confirm, NamedClient.of(data))
         if grant_type == "jwt-bearer" and source is not None:
             data = (await self._vault.reveal_cached(org, source)).data
             params = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion(data, settings)}
@@ -79,9 +86,19 @@ class Grants:
         params: Mapping[str, str],
         scopes: Sequence[str],
         confirm: Confirm | None = None,
+        named: NamedClient | None = None,
     ) -> TokenSet:
-        auth = await self._configs.client_auth(org, settings)
+        auth = await self._configs.client_auth(org, settings, named)
         return await self.provider.grant(settings, auth, params, scopes, confirm)
+
+    async def _named_client(
+        self, org: str, grant_type: str | None, source: UUID | None
+    ) -> NamedClient | None:
+        """The client the source credential of a client_credentials or password grant
+        names (None for other grants, or a source without ``clientId``)."""
+        if source is None or grant_type not in ("client_credentials", "password"):
+            return None
+        return NamedClient.of((await self._vault.reveal_cached(org, source)).data)
 
 
 def assertion(data: Mapping[str, Any], settings: OAuth2Settings) -> str:

@@ -9,6 +9,7 @@ from uuid import UUID
 import httpx
 import pytest
 from broker_helpers import Broker, headers, new_org, seed_config
+from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, OAuthServer, ServiceProcesses
@@ -151,3 +152,72 @@ async def test_ssrf_targets_are_refused_outside_the_allow_list(
                              grantType="client_credentials")  # fmt: skip
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "egress_refused"
+
+
+async def _source(vault: ServiceProcesses, jwt_keys: tuple[str, str], org: str,
+                  kind: str, data: dict[str, Any]) -> str:  # fmt: skip
+    """The grant's source credential, as installation stores it for a connection."""
+    async with httpx.AsyncClient(base_url=vault.url("credential-vault")) as client:
+        response = await client.post(
+            "/v1/credentials", json={"name": "source", "type": kind, "data": data},
+            headers=headers(jwt_keys, org, "credentials:write"),
+        )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("grant_type", "kind", "data"),
+    [
+        ("client_credentials", "oauth2-client",
+         {"clientId": "customer-client", "clientSecret": "customer-secret-canary-91"}),
+        ("password", "oauth2-password",
+         {"username": "jane", "password": "pw-canary-42", "clientId": "customer-client",
+          "clientSecret": "customer-secret-canary-91"}),
+    ],
+)  # fmt: skip
+async def test_grants_use_the_client_their_source_names_on_grant_and_renewal(
+    broker: Broker,
+    jwt_keys: tuple[str, str],
+    vault_process: ServiceProcesses,
+    capfd: pytest.CaptureFixture[str],
+    grant_type: str,
+    kind: str,
+    data: dict[str, Any],
+) -> None:
+    """The config's client is ``plugboard``; the connection named its own client: the
+    provider sees that one on the first grant and on the renewal (password: a refresh)."""
+    org = new_org()
+    source = await _source(vault_process, jwt_keys, org, kind, data)
+    async with serve_rotating(RotatingEndpoint()) as endpoint:
+        settings = rotating_settings(endpoint).model_copy(
+            update={"grant_type": GrantType(grant_type)}
+        )
+        created = await grant(broker, jwt_keys, org, settings, grantType=grant_type,
+                              sourceCredentialId=source)  # fmt: skip
+        assert created.status_code == 201, created.text
+        cid = created.json()["credentialId"]
+        renewed = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
+                                    params={"forceRefresh": "true"},
+                                    headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+        assert renewed.status_code == 200, renewed.text
+    assert endpoint.clients == ["customer-client", "customer-client"]
+    expected = {"client_credentials": 2} if grant_type == "client_credentials" else {
+        "password": 1, "refresh_token": 1}  # fmt: skip
+    assert dict(endpoint.requests) == expected
+    logs = capfd.readouterr().out + vault_process.log("credential-vault")
+    Canary("customer-secret-canary-91").assert_absent(logs=logs, bodies=[created, renewed])
+
+
+async def test_a_source_without_a_client_leaves_the_config_client(
+    broker: Broker, jwt_keys: tuple[str, str], vault_process: ServiceProcesses
+) -> None:
+    org = new_org()
+    source = await _source(vault_process, jwt_keys, org, "oauth2-password",
+                           {"username": "jane", "password": "pw"})  # fmt: skip
+    async with serve_rotating(RotatingEndpoint()) as endpoint:
+        settings = rotating_settings(endpoint).model_copy(update={"grant_type": GrantType.PASSWORD})
+        created = await grant(broker, jwt_keys, org, settings, grantType="password",
+                              sourceCredentialId=source)  # fmt: skip
+        assert created.status_code == 201, created.text
+    assert endpoint.clients == ["plugboard"]
