@@ -27,6 +27,7 @@ import httpx
 import structlog
 
 from plugboard_servicekit import errors, metrics, telemetry
+from plugboard_servicekit.httpio import PooledTransport
 from plugboard_servicekit.identity import ServiceIdentity
 from plugboard_servicekit.logging import get_logger
 from plugboard_servicekit.settings import ServiceSettings
@@ -74,14 +75,6 @@ def service_url(settings: ServiceSettings, service: str) -> str:
         raise ValueError(f"unknown service {service!r}") from None
 
 
-_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30)
-"""A small pool, all of it kept alive. httpcore's pool scans every connection for each
-connection on every request (quadratic: with 100 connections that was a third of the
-OAuth broker's CPU in a refresh storm), and with fewer kept alive than open it closes
-and reopens connections on every call. 16 connections keep a peer service busy: its
-own database pool is smaller; more concurrent calls queue in the pool."""
-
-
 class ServiceClient:
     """An ``httpx.AsyncClient`` to one service, signing as ``identity``; close it."""
 
@@ -104,9 +97,8 @@ class ServiceClient:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
-            transport=transport,
+            transport=transport or PooledTransport(),
             follow_redirects=False,
-            limits=_LIMITS,
         )
 
     @classmethod

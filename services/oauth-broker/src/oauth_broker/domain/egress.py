@@ -27,6 +27,7 @@ import anyio
 import httpcore
 import httpx
 from httpcore._backends.auto import AutoBackend
+from plugboard_servicekit.httpio import PooledTransport
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -127,6 +128,12 @@ async def resolve(host: str, port: int) -> list[IpAddress]:
     return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0])) for info in infos))
 
 
+PROVIDER_LIMITS = httpx.Limits(
+    max_connections=32, max_keepalive_connections=32, keepalive_expiry=30
+)
+"""Small and kept alive whole, for the reasons ``plugboard_servicekit.httpio`` gives."""
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves, vets and connects to an IP: the check is on the connected address."""
 
@@ -168,30 +175,16 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class EgressTransport(httpx.AsyncHTTPTransport):
+class EgressTransport(PooledTransport):
     """httpx transport enforcing the policy on every request and every new connection.
 
-    ``ssl_context`` carries a client certificate for mTLS providers. The pool is small
-    and all of it is kept alive: httpcore scans every connection for each connection
-    on every request, and closes surplus idle ones on every call (ServiceClient has
-    the same limits, for the same reasons)."""
+    ``ssl_context`` carries a client certificate for mTLS providers."""
 
-    def __init__(
-        self,
-        policy: EgressPolicy,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        max_connections: int = 32,
-    ) -> None:
-        super().__init__(trust_env=False)
-        self._policy = policy
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or ssl.create_default_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            network_backend=GuardedBackend(policy),
+    def __init__(self, policy: EgressPolicy, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(
+            PROVIDER_LIMITS, network_backend=GuardedBackend(policy), ssl_context=ssl_context
         )
+        self._policy = policy
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self._policy.check_url(request.url)
