@@ -19,6 +19,7 @@ from credential_vault.api.routes import router
 from credential_vault.consumers import SUBSCRIPTIONS
 from credential_vault.crypto import DataKeyPolicy, Envelope
 from credential_vault.datakeys import default_replica_id, load_keyring, report_ring_version
+from credential_vault.handoffs import run_handoff_purge
 from credential_vault.keyring import KeyStore
 from credential_vault.service import CredentialService, VaultDeps
 from credential_vault.settings import VaultSettings
@@ -79,6 +80,14 @@ async def sweep(deps: VaultDeps) -> None:
     )
 
 
+async def purge_handoffs(deps: VaultDeps) -> None:
+    """Destroy revocation hand-offs nobody took within ``VAULT_REVOCATION_HANDOFF_SECONDS``."""
+    settings = deps.settings
+    await run_handoff_purge(
+        deps.pool, settings.revocation_handoff_seconds, settings.revocation_purge_interval_seconds
+    )
+
+
 async def keyring(deps: VaultDeps) -> str | None:
     """Readiness: no requests until a key ring is loaded (the status says why not).
 
@@ -102,7 +111,7 @@ SPEC = ServiceSpec[VaultSettings, VaultDeps](
     dependencies=vault_dependencies,
     routers=[router],
     subscriptions=SUBSCRIPTIONS,
-    background=(watch_keyring, sweep),
+    background=(watch_keyring, sweep, purge_handoffs),
     readiness=(keyring,),
     reports=(keyring_file,),
     trusted_services=TRUSTED_SERVICES,

@@ -34,6 +34,7 @@ from credential_vault.crypto import (
     DataKey,
     DecryptionError,
     Envelope,
+    Sealed,
     WrappedDataKey,
     data_key_aad,
     open_sealed,
@@ -178,16 +179,24 @@ def decrypt(envelope: Envelope, secret: SecretRow) -> bytes:
 def open_secret(envelope: Envelope, secret: SecretRow) -> bytes:
     """``decrypt`` for a request: failures become domain errors that reveal nothing."""
     row = secret.row
+    return open_sealed_for(envelope, secret.data_key, secret.sealed, row.id, row.version)
+
+
+def open_sealed_for(
+    envelope: Envelope, data_key: WrappedDataKey, sealed: Sealed, credential_id: UUID, version: int
+) -> bytes:
+    """Open ciphertext bound to (the data key's org, ``credential_id``, ``version``): a
+    credential's, or a revocation hand-off's (the same ciphertext, moved)."""
     try:
-        key = envelope.unwrap(secret.data_key)
+        key = envelope.unwrap(data_key)
     except (KeyRingError, DecryptionError) as exc:
-        raise key_unavailable(exc, row.id) from None
+        raise key_unavailable(exc, credential_id) from None
     try:
-        return envelope.open_credential(key, secret.sealed, row.org_id, row.id, row.version)
+        return envelope.open_credential(key, sealed, data_key.org_id, credential_id, version)
     except KeyRingError as exc:
-        raise key_unavailable(exc, row.id) from None
+        raise key_unavailable(exc, credential_id) from None
     except DecryptionError:
-        log.error("credential_decryption_failed", credential_id=str(row.id))
+        log.error("credential_decryption_failed", credential_id=str(credential_id))
         raise CredentialUndecryptableError("The stored ciphertext failed authentication.") from None
 
 

@@ -298,6 +298,9 @@ DROP_UNUSED_DATA_KEYS = """
 DELETE FROM data_keys d USING (
     SELECT org_id, version FROM data_keys k WHERE k.kek_version < $1 AND NOT EXISTS (
         SELECT 1 FROM credentials c WHERE c.org_id = k.org_id AND c.dek_version = k.version)
+    AND NOT EXISTS (
+        SELECT 1 FROM revocation_handoffs h
+        WHERE h.org_id = k.org_id AND h.dek_version = k.version)
     FOR UPDATE SKIP LOCKED
 ) unused
 WHERE d.org_id = unused.org_id AND d.version = unused.version
@@ -305,7 +308,9 @@ WHERE d.org_id = unused.org_id AND d.version = unused.version
 
 
 async def drop_unused_data_keys(conn: Connection, below_kek: int) -> int:
-    """Delete data keys wrapped by KEKs older than ``below_kek`` that nothing references.
+    """Delete data keys wrapped by KEKs older than ``below_kek`` that nothing references:
+    no credential and no revocation hand-off (its sealed tokens need the key until it
+    is taken or purged, at most ``VAULT_REVOCATION_HANDOFF_SECONDS``).
 
     A credential committed between this statement's snapshot and its delete
     trips the foreign key; the statement is then retried with a fresh snapshot."""

@@ -296,6 +296,11 @@ async def reveal_secrets(
 DELETE_CREDENTIAL = f"""
 WITH c AS (
     DELETE FROM credentials c WHERE {TENANT} RETURNING *
+), h AS (
+    INSERT INTO revocation_handoffs (credential_id, org_id, version, dek_version,
+        kek_version, ciphertext)
+    SELECT id, org_id, version, dek_version, kek_version, ciphertext FROM c
+    WHERE c.type = 'oauth2-token'
 ), a AS (
     INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
     SELECT org_id, $3, $4, $5, 'delete', id, version FROM c
@@ -307,6 +312,9 @@ SELECT {COLUMNS} FROM c
 async def delete_credential(
     conn: Connection, org_id: str, credential_id: UUID, audit: Audit
 ) -> CredentialRow | None:
+    """Delete on request (reason ``deleted``); an ``oauth2-token``'s sealed data moves
+    to ``revocation_handoffs`` in the same statement, still encrypted, for the broker's
+    RFC 7009 revocation (``handoff_repository``). Expiry never comes here."""
     record = await conn.fetchrow(DELETE_CREDENTIAL, org_id, credential_id, *audit.values())
     return None if record is None else CredentialRow.of(record)
 

@@ -22,13 +22,14 @@ from plugboard_servicekit.db import Connection
 
 from credential_vault import repository as repo
 from credential_vault.crypto import Envelope
-from credential_vault.datakeys import current_data_key, open_secret
+from credential_vault.datakeys import current_data_key, open_sealed_for, open_secret
 from credential_vault.domain import errors
 from credential_vault.domain.data import OAuth2ClientData, SecretData, token_metadata
 from credential_vault.domain.findings import InvalidCredentialDataError
 from credential_vault.domain.merge_patch import merge_patch
 from credential_vault.domain.validation import ValidatedData, validate_data
 from credential_vault.events import deleted_event, state_event
+from credential_vault.handoff_repository import take_handoff
 from credential_vault.keyring import KeyStore
 from credential_vault.repository import Audit, CredentialRow, CredentialWrite
 from credential_vault.settings import VaultSettings
@@ -43,6 +44,9 @@ OAUTH2_TYPES = frozenset(
     }
 )
 """The types whose tokens come from an OAuth client: only they may name a provider app."""
+
+REVOCATION_FIELDS = ("accessToken", "refreshToken", "tokenType")
+"""What ``:take-revocation`` answers: what RFC 7009 needs, nothing else of the data."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,22 @@ class CredentialService:
             row = await repo.delete_credential(conn, org_id, credential_id, audit)
             assert row is not None, "the row is locked"
             await outbox.add(conn, deleted_event(row))
+
+    async def take_revocation(
+        self, org_id: str, audit: Audit, credential_id: UUID, window_seconds: float
+    ) -> dict[str, Any]:
+        """The tokens of a deleted oauth2-token credential, once (the broker revokes
+        them at the provider). The take and its audit row are one statement; if the
+        data cannot be opened the transaction rolls back and the hand-off stays."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            handoff = await take_handoff(conn, org_id, credential_id, window_seconds, audit)
+            if handoff is None:
+                raise errors.not_found()
+            plaintext = open_sealed_for(
+                self._envelope, handoff.data_key, handoff.sealed, credential_id, handoff.version
+            )
+        data = json.loads(plaintext)
+        return {name: data.get(name) for name in REVOCATION_FIELDS}
 
     async def reveal(
         self, org_id: str, audit: Audit, credential_id: UUID

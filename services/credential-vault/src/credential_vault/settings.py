@@ -25,3 +25,7 @@ class VaultSettings(ServiceSettings):
     """Seals per data key before the org's next one is minted (NIST: 2^32 random nonces)."""
     data_key_max_age_days: float | None = Field(default=90.0, gt=0)
     """Age after which the org's next write mints a new data key; unset: no age limit."""
+    revocation_handoff_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    """How long a deleted oauth2-token's sealed data waits for the broker's revocation
+    (``:take-revocation``) before the purge destroys it."""
+    revocation_purge_interval_seconds: float = Field(default=30.0, gt=0)

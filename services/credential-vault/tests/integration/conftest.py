@@ -31,6 +31,7 @@ ALL_SCOPES = (
     "credentials:write",
     "credentials:reveal",
     "credentials:refresh",
+    "credentials:revoke",
 )
 
 

@@ -32,6 +32,7 @@ from credential_vault.api.deps import (
     ReadCall,
     RefreshCall,
     RevealCall,
+    RevokeCall,
     WriteCall,
     audit_of,
     if_match,
@@ -46,6 +47,7 @@ from credential_vault.api.schemas import (
     CredentialPage,
     CredentialPatchIn,
     RevealedCredentialOut,
+    RevocationOut,
     batch_revealed_json,
     revealed_json,
 )
@@ -98,6 +100,18 @@ async def replace_token(
     credentials = call.deps.credentials
     view = await credentials.replace_token(call.caller.org, audit_of(call), cid, tokens, expected)
     return _single(view, response)
+
+
+@router.post("/{credential_id}:take-revocation", response_model=RevocationOut)
+async def take_revocation(credential_id: str, call: RevokeCall) -> Response:
+    """For the OAuth broker: the tokens of a deleted oauth2-token credential, to revoke
+    at the provider (RFC 7009). Single use: the hand-off is deleted as it is answered
+    (404 after that, after ``VAULT_REVOCATION_HANDOFF_SECONDS``, or for another org)."""
+    cid, deps = parse_id(credential_id), call.deps
+    window = deps.settings.revocation_handoff_seconds
+    tokens = await deps.credentials.take_revocation(call.caller.org, audit_of(call), cid, window)
+    body = RevocationOut.model_validate(tokens)
+    return Response(body.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
 
 @router.post("", status_code=201)

@@ -131,6 +131,14 @@ class RevealedCredentialOut(_CredentialBase):
     data: dict[str, Any] = Field(description="The plaintext data, as validated for the type.")
 
 
+class RevocationOut(_Out):
+    """``:take-revocation``: the tokens of a deleted oauth2-token credential, once."""
+
+    access_token: str | None = Field(description="The last access token stored.")
+    refresh_token: str | None = Field(description="The last refresh token stored, if any.")
+    token_type: str | None = Field(description="The token type, if the provider named one.")
+
+
 MAX_BATCH_REVEAL = 100
 
 

@@ -1,0 +1,80 @@
+"""SQL of revocation hand-offs: the sealed data of deleted ``oauth2-token`` credentials,
+kept for the OAuth broker's RFC 7009 revocation (``migrations/0004``).
+
+``repository.DELETE_CREDENTIAL`` writes the row in the statement that deletes the
+credential; here it is taken (read and deleted in one statement, with its audit row:
+single use) or purged once older than the window. Nothing here decrypts.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from credential_vault.crypto import Sealed, WrappedDataKey
+from credential_vault.repository import Audit, Executor
+
+TAKE_HANDOFF = """
+WITH h AS (
+    DELETE FROM revocation_handoffs h
+    WHERE h.org_id = $1 AND h.credential_id = $2
+        AND h.deleted_at > now() - make_interval(secs => $3)
+    RETURNING *
+), a AS (
+    INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
+    SELECT org_id, $4, $5, $6, 'take_revocation', credential_id, version FROM h
+)
+SELECT h.org_id, h.credential_id, h.version, h.dek_version, h.kek_version, h.ciphertext,
+    d.wrapped, d.kek_version AS dek_kek_version, d.kek_check AS dek_kek_check
+FROM h JOIN data_keys d ON d.org_id = h.org_id AND d.version = h.dek_version
+"""
+
+
+class Handoff:
+    """A taken hand-off: what opens its ciphertext (bound to org, id and version)."""
+
+    __slots__ = ("credential_id", "data_key", "org_id", "sealed", "version")
+
+    def __init__(self, record: asyncpg.Record) -> None:
+        self.org_id: str = record["org_id"]
+        self.credential_id: UUID = record["credential_id"]
+        self.version: int = record["version"]
+        self.sealed = Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
+        self.data_key = WrappedDataKey(
+            record["org_id"],
+            record["dek_version"],
+            record["dek_kek_version"],
+            record["wrapped"],
+            record["dek_kek_check"],
+        )
+
+    def __repr__(self) -> str:
+        return f"Handoff({self.credential_id}, v{self.version})"
+
+
+async def take_handoff(
+    conn: Executor, org_id: str, credential_id: UUID, window_seconds: float, audit: Audit
+) -> Handoff | None:
+    """Take this org's hand-off of ``credential_id`` if it is within the window: the
+    row is deleted and audited by the same statement (a second take finds nothing)."""
+    args = (org_id, credential_id, window_seconds, *audit.values())
+    record = await conn.fetchrow(TAKE_HANDOFF, *args)
+    return None if record is None else Handoff(record)
+
+
+PURGE_HANDOFFS = """
+DELETE FROM revocation_handoffs
+WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM revocation_handoffs
+    WHERE deleted_at <= now() - make_interval(secs => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
+
+
+async def purge_handoffs(conn: Executor, window_seconds: float, limit: int) -> int:
+    """Destroy up to ``limit`` hand-offs older than the window (replicas take disjoint
+    rows); returns how many."""
+    args = (window_seconds, limit)
+    status = await conn.execute(PURGE_HANDOFFS, *args)
+    return int(status.split()[-1])
