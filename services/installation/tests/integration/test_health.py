@@ -154,3 +154,20 @@ async def test_expiry_through_the_broker(app: App, org: str) -> None:
     url = f"/v1/projects/{project['id']}/integrations/{integration}/installations"
     listed = (await app.client.get(url, headers=app.headers(org))).json()
     assert [i["healthStatus"] for i in listed["installations"]] == ["unhealthy"]
+
+
+async def test_health_events_are_staged_before_connection_updates(app: App, org: str) -> None:
+    """Subscribers wait for installation.health_changed: those rows take the lower outbox
+    ids (the relay publishes in id order), every connection.updated of the change after."""
+    _, _, credential = await _setup(app, org, groups=4)
+    now = datetime.now(UTC)
+    event = new_event("credential.expired", source="credential-vault", orgid=org,
+                      data=_expired(org, credential, 2, now))  # fmt: skip
+    topics = ["installation.health_changed", "connection.updated"]
+    async with app.client.deps.pool.acquire() as conn, conn.transaction():
+        await consumers.on_credentials_expired(app.client.deps, conn, [event])
+        staged = await conn.fetch(  # inside the change's transaction: not sent yet
+            "SELECT topic FROM outbox WHERE topic = ANY($1::text[]) AND convert_from(payload,"
+            " 'UTF8')::jsonb -> 'data' ->> 'organisationId' = $2 ORDER BY id", topics, org,
+        )  # fmt: skip
+    assert [r["topic"] for r in staged] == [topics[0]] * 4 + [topics[1]] * 4
