@@ -112,6 +112,10 @@ async def on_credential_states(
 async def on_credential_deleted(
     deps: BrokerDeps, conn: Connection, event: CloudEvent[CredentialDeleted]
 ) -> None:
+    """Tombstone the schedule row and, the first time only (``DELETE_TOKEN`` answers a
+    config key only for a row not yet deleted; the inbox drops redeliveries), schedule
+    the RFC 7009 revocation. The revoker takes the vault's hand-off and calls the
+    provider in the background: the partition never waits for a provider."""
     data = event.data
     if data.type is not CredentialType.OAUTH2_TOKEN:
         return

@@ -1,63 +1,115 @@
 """RFC 7009 revocation when a credential is deleted or revoked.
 
-The vault has already deleted the tokens when ``credential.deleted`` arrives, so
-the broker can only revoke what it still holds in memory (the last token it
-handed out or refreshed, in the replica that did). It revokes the refresh token
-when it has one (which ends the whole grant at most providers), else the access
-token. A credential this replica never touched is logged as not revoked.
+The vault deletes the credential before ``credential.deleted`` is published, but it
+keeps an ``oauth2-token``'s sealed data as a single-use revocation hand-off (for
+``VAULT_REVOCATION_HANDOFF_SECONDS``). The consumer schedules a revocation here and
+returns at once; this task takes the hand-off (``:take-revocation``) only when the
+config has a revocation URL, then revokes the refresh token (which ends the whole
+grant at most providers) and the access token. Transient failures (the vault or the
+provider failing, throttling, timeouts) are retried a few times with backoff; the
+tokens stay in this task's memory, since the hand-off cannot be taken twice.
+Permanent failures are logged (ids and error codes only, never a token).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
 
-from plugboard_servicekit.errors import DomainError
+from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_servicekit.errors import DomainError, NotFound
 from plugboard_servicekit.logging import get_logger
 
 from oauth_broker.configs import ConfigStore
 from oauth_broker.domain.failures import TokenFailureError
 from oauth_broker.provider import ProviderClient
 from oauth_broker.tokens import TokenKeeper
+from oauth_broker.vault import RevocationTokens, VaultClient
 
 log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, TokenFailureError):
+        return exc.retryable
+    return isinstance(exc, DomainError) and not exc.permanent
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "error", None) or type(exc).__name__)
 
 
 class Revoker:
-    def __init__(self, keeper: TokenKeeper, configs: ConfigStore, provider: ProviderClient):
+    def __init__(
+        self,
+        keeper: TokenKeeper,
+        configs: ConfigStore,
+        provider: ProviderClient,
+        vault: VaultClient | None = None,
+        *,
+        attempts: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
+        """``vault`` defaults to the config store's (the one client the broker has)."""
         self._keeper, self._configs, self._provider = keeper, configs, provider
+        self._vault = vault or configs.vault
+        self._attempts, self._backoff = attempts, backoff
         self._tasks: set[asyncio.Task[bool]] = set()
 
     def schedule(self, org: str, credential_id: UUID, key: str) -> None:
+        """Revoke in the background: the consumer never waits for the provider."""
         task = asyncio.create_task(self.revoke(org, credential_id, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def revoke(self, org: str, credential_id: UUID, key: str) -> bool:
-        held = self._keeper.forget(credential_id)
-        if held is None:
-            log.info("revocation_skipped", credential_id=str(credential_id), reason="not_held")
-            return False
+        """True when the provider accepted every revocation."""
+        self._keeper.forget(credential_id)
+        cid = str(credential_id)
         try:
             _, settings = await self._configs.settings(org, key)
             if settings.revocation_url is None:
+                log.info("revocation_skipped", credential_id=cid, reason="no_revocation_url")
                 return False
-            auth = await self._configs.client_auth(org, settings)
-            token, hint = (
-                (held.refresh_token, "refresh_token")
-                if held.refresh_token
-                else (held.access_token, "access_token")
+            tokens = await self._retrying(
+                cid, lambda: self._vault.take_revocation(org, credential_id)
             )
-            await self._provider.revoke(settings, auth, token, hint)
-        except (DomainError, TokenFailureError) as exc:
-            log.warning(
-                "revocation_failed",
-                credential_id=str(credential_id),
-                error=getattr(exc, "error", type(exc).__name__),
-            )
+            await self._revoke_tokens(org, cid, settings, tokens)
+        except NotFound:
+            log.info("revocation_skipped", credential_id=cid, reason="no_handoff")
             return False
-        log.info("revoked", credential_id=str(credential_id))
+        except (DomainError, TokenFailureError) as exc:
+            log.warning("revocation_failed", credential_id=cid, error=_code(exc))
+            return False
+        log.info("revoked", credential_id=cid)
         return True
+
+    async def _revoke_tokens(
+        self, org: str, cid: str, settings: OAuth2Settings, tokens: RevocationTokens
+    ) -> None:
+        """The refresh token first (it ends the grant), then the access token."""
+        auth = await self._retrying(cid, lambda: self._configs.client_auth(org, settings))
+        pairs = ((tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token"))
+        for token, hint in pairs:
+            if token:
+                await self._retrying(
+                    cid, lambda t=token, h=hint: self._provider.revoke(settings, auth, t, h)
+                )
+
+    async def _retrying(self, cid: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call``, retried with exponential backoff while it fails transiently."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await call()
+            except (DomainError, TokenFailureError) as exc:
+                if attempt == self._attempts or not _retryable(exc):
+                    raise
+                log.info("revocation_retry", credential_id=cid, error=_code(exc), attempt=attempt)
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     async def drain(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,4 +1,5 @@
-"""The broker's view of credential-vault: reveal, create and compare-and-set tokens.
+"""The broker's view of credential-vault: reveal, create and compare-and-set tokens, and
+take a deleted token credential's revocation hand-off.
 
 Calls are signed with the broker's own service identity (``ServiceClient``),
 scoped to the org the credential belongs to and to the one scope the call needs.
@@ -45,6 +46,15 @@ class Revealed:
     type: str
     version: int
     data: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RevocationTokens:
+    """A deleted credential's tokens, for RFC 7009 revocation (``repr`` hides them)."""
+
+    access_token: str | None = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    token_type: str | None = None
 
 
 class VaultClient:
@@ -125,3 +135,18 @@ class VaultClient:
             idempotent=True,
         )
         return int(response.json()["version"])
+
+    async def take_revocation(self, org: str, credential_id: UUID) -> RevocationTokens:
+        """The tokens of a deleted oauth2-token credential, once: the vault deletes its
+        hand-off as it answers. NotFound (mapped by ServiceClient) when there is none
+        (taken already, purged, another org's). Not idempotent, so only connect
+        failures are retried."""
+        response = await self._client.request(
+            "POST",
+            f"/v1/credentials/{credential_id}:take-revocation",
+            org=org,
+            scopes=["credentials:revoke"],
+        )
+        body = response.json()
+        return RevocationTokens(body.get("accessToken"), body.get("refreshToken"),
+                                body.get("tokenType"))  # fmt: skip

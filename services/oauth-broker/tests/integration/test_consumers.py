@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
-from broker_helpers import Broker, new_org
+from broker_helpers import Broker, headers, new_org, seed_config
+from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from oauth_broker import repository as repo
 from oauth_broker.app import SPEC
 from oauth_broker.configs import app_key
@@ -26,7 +28,13 @@ from plugboard_contracts.payloads import (
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_contracts.topics import new_event
 from plugboard_servicekit import kafka
-from plugboard_servicekit.testing import service_client, wait_until
+from plugboard_servicekit.testing import (
+    Canary,
+    ServiceProcesses,
+    TopicReader,
+    service_client,
+    wait_until,
+)
 from pydantic import BaseModel
 
 pytestmark = pytest.mark.integration
@@ -125,3 +133,86 @@ async def test_credential_events_schedule_only_bound_oauth_tokens(
         return await repo.get_token(consuming.deps.pool, org, gone) is None
 
     await wait_until(tombstoned, 30)
+
+
+@pytest.fixture
+async def revoking(broker_settings: Any) -> AsyncIterator[Broker]:
+    """A consuming broker that signs as ``oauth-broker`` (the vault trusts that name),
+    so its revoker can take hand-offs; its consumer group is its schema's own."""
+    spec = dataclasses.replace(SPEC, background=())
+    async with service_client(spec, broker_settings(), name="oauth-broker") as client:
+        await wait_until(lambda: client.runtime.messaging.status == "running", 60)
+        yield client
+
+
+async def test_a_deleted_credential_is_revoked_at_the_provider_once(
+    revoking: Broker,
+    start_broker: Any,
+    vault_process: ServiceProcesses,
+    jwt_keys: tuple[str, str],
+    kafka_bootstrap: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Import a grant through one replica, delete its credential in the vault: the
+    consuming replica (which never held the tokens) takes the vault's hand-off and
+    revokes the refresh token, then the access token, with the config's client; the
+    hand-off is gone; the same event redelivered (and a second deletion event)
+    revoke nothing more."""
+    org = new_org()
+    vault_url = vault_process.url("credential-vault")
+    async with serve_rotating(RotatingEndpoint()) as endpoint:
+        connector, config = await seed_config(revoking, org, rotating_settings(endpoint))
+        async with start_broker(schema=revoking.schema) as other:
+            imported = await other.post(
+                "/v1/oauth/tokens:import",
+                json={"connectorId": str(connector), "authSchemeConfigId": config,
+                      "refreshToken": endpoint.grant("revoked")},
+                headers=headers(jwt_keys, org, "oauth:tokens"),
+            )  # fmt: skip
+        assert imported.status_code == 201, imported.text
+        cid = imported.json()["credentialId"]
+        refresh = endpoint.families["revoked"].current
+        access = next(iter(endpoint.access_tokens))
+        async with TopicReader(kafka_bootstrap, "credential.deleted") as reader:
+            write = headers(jwt_keys, org, "credentials:write")
+            async with httpx.AsyncClient(base_url=vault_url) as vault:
+                deleted = await vault.delete(f"/v1/credentials/{cid}", headers=write)
+            assert deleted.status_code == 204, deleted.text
+            events = await reader.events(CredentialDeleted, where=lambda e: e.subject == cid)
+
+        await wait_until(lambda: len(endpoint.revoked) >= 2, 30, message="no revocation")
+        assert endpoint.revoked == [
+            (refresh, "refresh_token", "plugboard"),
+            (access, "access_token", "plugboard"),
+        ]
+        assert endpoint.families["revoked"].revoked
+        revoke = headers(jwt_keys, org, "credentials:revoke")
+        async with httpx.AsyncClient(base_url=vault_url) as vault:
+            again = await vault.post(f"/v1/credentials/{cid}:take-revocation", headers=revoke)
+        assert again.status_code == 404  # the hand-off was taken: single use
+
+        await _redeliver(kafka_bootstrap, events[0], org, cid)
+        await wait_until(lambda: _inbox_has(revoking, events[0].id), 30)
+        await revoking.deps.revoker.drain()
+        assert len(endpoint.revoked) == 2
+    logs = capfd.readouterr().out + vault_process.log("credential-vault")
+    for secret in (refresh, access):
+        Canary(secret).assert_absent(logs=logs, events=events, bodies=[imported, again])
+
+
+async def _redeliver(bootstrap: str, event: Any, org: str, cid: str) -> None:
+    """The same event again (same id: the inbox drops it), then a new deletion event of
+    the same credential (the tombstone's guard drops it), and wait for the second."""
+    producer = await kafka.create_producer(bootstrap)
+    try:
+        await producer.send_and_wait("credential.deleted", event.to_json_bytes(),
+                                     key=event.subject.encode())  # fmt: skip
+    finally:
+        await producer.stop()
+    await publish(bootstrap, org, event.data.model_copy(update={"version": event.data.version + 1}))
+
+
+async def _inbox_has(broker: Broker, event_id: Any) -> bool:
+    found = await broker.deps.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1",
+                                            event_id)  # fmt: skip
+    return bool(found)
