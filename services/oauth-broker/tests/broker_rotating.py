@@ -8,7 +8,8 @@ requests and ``peak`` records the highest concurrency seen. Clearing ``gate``
 parks new requests before they are processed; a parked request whose client died
 is dropped unprocessed when the gate opens (like a provider that never got it).
 ``clients`` records the client id of every token request (Basic header or form)
-and ``revoked`` every revocation as (token, token_type_hint, client id); a
+and ``revoked`` every revocation as (token, token_type_hint, client id) and
+``revoke_script`` queues failure statuses for ``/revoke`` per token_type_hint; a
 ``password`` grant starts a new family (its tokens carry a refresh token).
 """
 
@@ -53,6 +54,7 @@ class RotatingEndpoint:
     families: dict[str, Family] = field(default_factory=dict)
     by_token: dict[str, Family] = field(default_factory=dict)
     script: list[int] = field(default_factory=list)
+    revoke_script: dict[str, list[int]] = field(default_factory=dict)
     reuses: int = 0
     revocations: list[str] = field(default_factory=list)
     revoked: list[tuple[str, str | None, str | None]] = field(default_factory=list)
@@ -138,6 +140,9 @@ class RotatingEndpoint:
 
     async def revoke(self, request: Request) -> Response:
         form = await _form(request)
+        failures = self.revoke_script.get(form.get("token_type_hint", ""))
+        if failures:
+            return JSONResponse({"error": "server_error"}, failures.pop(0))
         self.revocations.append(form.get("token", ""))
         hint = form.get("token_type_hint")
         self.revoked.append((form.get("token", ""), hint, _client_id(request, form)))

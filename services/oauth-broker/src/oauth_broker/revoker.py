@@ -24,12 +24,14 @@ from plugboard_servicekit.logging import get_logger
 
 from oauth_broker.configs import ConfigStore
 from oauth_broker.domain.failures import TokenFailureError
-from oauth_broker.provider import ProviderClient
+from oauth_broker.provider import ClientAuth, ProviderClient
 from oauth_broker.tokens import TokenKeeper
-from oauth_broker.vault import RevocationTokens, VaultClient
+from oauth_broker.vault import VaultClient
 
 log = get_logger(__name__)
 T = TypeVar("T")
+MAX_RETRY_AFTER = 30.0
+"""A provider's Retry-After is honoured up to this many seconds per attempt."""
 
 
 def _retryable(exc: Exception) -> bool:
@@ -77,27 +79,32 @@ class Revoker:
             tokens = await self._retrying(
                 cid, lambda: self._vault.take_revocation(org, credential_id)
             )
-            await self._revoke_tokens(org, cid, settings, tokens)
+            auth = await self._retrying(cid, lambda: self._configs.client_auth(org, settings))
         except NotFound:
-            log.info("revocation_skipped", credential_id=cid, reason="no_handoff")
+            log.info(
+                "revocation_skipped", credential_id=cid, reason="not_found"
+            )  # no hand-off (or config) left
             return False
         except (DomainError, TokenFailureError) as exc:
             log.warning("revocation_failed", credential_id=cid, error=_code(exc))
             return False
-        log.info("revoked", credential_id=cid)
-        return True
-
-    async def _revoke_tokens(
-        self, org: str, cid: str, settings: OAuth2Settings, tokens: RevocationTokens
-    ) -> None:
-        """The refresh token first (it ends the grant), then the access token."""
-        auth = await self._retrying(cid, lambda: self._configs.client_auth(org, settings))
         pairs = ((tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token"))
-        for token, hint in pairs:
-            if token:
-                await self._retrying(
-                    cid, lambda t=token, h=hint: self._provider.revoke(settings, auth, t, h)
-                )
+        results = [await self._revoke_one(cid, settings, auth, t, h) for t, h in pairs if t]
+        if all(results):
+            log.info("revoked", credential_id=cid)
+        return all(results)
+
+    async def _revoke_one(
+        self, cid: str, settings: OAuth2Settings, auth: ClientAuth, token: str, hint: str
+    ) -> bool:
+        """One token (the refresh token goes first: it ends the grant); a failure of one
+        does not keep the other from being revoked."""
+        try:
+            await self._retrying(cid, lambda: self._provider.revoke(settings, auth, token, hint))
+        except (DomainError, TokenFailureError) as exc:
+            log.warning("revocation_failed", credential_id=cid, hint=hint, error=_code(exc))
+            return False
+        return True
 
     async def _retrying(self, cid: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call``, retried with exponential backoff while it fails transiently."""
@@ -108,8 +115,13 @@ class Revoker:
                 if attempt == self._attempts or not _retryable(exc):
                     raise
                 log.info("revocation_retry", credential_id=cid, error=_code(exc), attempt=attempt)
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(self._delay(exc, attempt))
         raise AssertionError("unreachable")
+
+    def _delay(self, exc: Exception, attempt: int) -> float:
+        """Exponential backoff, or the provider's Retry-After when longer (capped)."""
+        after = getattr(exc, "retry_after", None) or 0.0
+        return max(self._backoff * 2 ** (attempt - 1), min(float(after), MAX_RETRY_AFTER))
 
     async def drain(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)

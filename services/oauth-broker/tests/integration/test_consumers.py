@@ -145,6 +145,44 @@ async def revoking(broker_settings: Any) -> AsyncIterator[Broker]:
         yield client
 
 
+@dataclasses.dataclass
+class Deleted:
+    """A credential imported through one replica, then deleted in the vault."""
+
+    cid: str
+    refresh: str
+    access: str
+    imported: httpx.Response
+    event: Any
+
+
+async def import_then_delete(
+    revoking: Broker, start_broker: Any, endpoint: RotatingEndpoint, vault_url: str,
+    jwt_keys: tuple[str, str], kafka_bootstrap: str, org: str,
+) -> Deleted:  # fmt: skip
+    """Import a grant through a replica of its own (the consuming one never holds its
+    tokens in memory), then delete the credential in the vault; its deletion event."""
+    connector, config = await seed_config(revoking, org, rotating_settings(endpoint))
+    async with start_broker(schema=revoking.schema) as other:
+        imported = await other.post(
+            "/v1/oauth/tokens:import",
+            json={"connectorId": str(connector), "authSchemeConfigId": config,
+                  "refreshToken": endpoint.grant(org)},
+            headers=headers(jwt_keys, org, "oauth:tokens"),
+        )  # fmt: skip
+    assert imported.status_code == 201, imported.text
+    cid = imported.json()["credentialId"]
+    refresh = endpoint.families[org].current
+    (access,) = endpoint.access_tokens
+    async with TopicReader(kafka_bootstrap, "credential.deleted") as reader:
+        write = headers(jwt_keys, org, "credentials:write")
+        async with httpx.AsyncClient(base_url=vault_url) as vault:
+            deleted = await vault.delete(f"/v1/credentials/{cid}", headers=write)
+        assert deleted.status_code == 204, deleted.text
+        events = await reader.events(CredentialDeleted, where=lambda e: e.subject == cid)
+    return Deleted(cid, refresh, access, imported, events[0])
+
+
 async def test_a_deleted_credential_is_revoked_at_the_provider_once(
     revoking: Broker,
     start_broker: Any,
@@ -153,63 +191,71 @@ async def test_a_deleted_credential_is_revoked_at_the_provider_once(
     kafka_bootstrap: str,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """Import a grant through one replica, delete its credential in the vault: the
-    consuming replica (which never held the tokens) takes the vault's hand-off and
-    revokes the refresh token, then the access token, with the config's client; the
-    hand-off is gone; the same event redelivered (and a second deletion event)
+    """The consuming replica (which never held the tokens) takes the vault's hand-off
+    and revokes the refresh token, then the access token, with the config's client;
+    the hand-off is gone; the same event redelivered (and a second deletion event)
     revoke nothing more."""
     org = new_org()
     vault_url = vault_process.url("credential-vault")
     async with serve_rotating(RotatingEndpoint()) as endpoint:
-        connector, config = await seed_config(revoking, org, rotating_settings(endpoint))
-        async with start_broker(schema=revoking.schema) as other:
-            imported = await other.post(
-                "/v1/oauth/tokens:import",
-                json={"connectorId": str(connector), "authSchemeConfigId": config,
-                      "refreshToken": endpoint.grant("revoked")},
-                headers=headers(jwt_keys, org, "oauth:tokens"),
-            )  # fmt: skip
-        assert imported.status_code == 201, imported.text
-        cid = imported.json()["credentialId"]
-        refresh = endpoint.families["revoked"].current
-        access = next(iter(endpoint.access_tokens))
-        async with TopicReader(kafka_bootstrap, "credential.deleted") as reader:
-            write = headers(jwt_keys, org, "credentials:write")
-            async with httpx.AsyncClient(base_url=vault_url) as vault:
-                deleted = await vault.delete(f"/v1/credentials/{cid}", headers=write)
-            assert deleted.status_code == 204, deleted.text
-            events = await reader.events(CredentialDeleted, where=lambda e: e.subject == cid)
-
+        gone = await import_then_delete(revoking, start_broker, endpoint, vault_url, jwt_keys,
+                                        kafka_bootstrap, org)  # fmt: skip
         await wait_until(lambda: len(endpoint.revoked) >= 2, 30, message="no revocation")
         assert endpoint.revoked == [
-            (refresh, "refresh_token", "plugboard"),
-            (access, "access_token", "plugboard"),
+            (gone.refresh, "refresh_token", "plugboard"),
+            (gone.access, "access_token", "plugboard"),
         ]
-        assert endpoint.families["revoked"].revoked
+        assert endpoint.families[org].revoked
         revoke = headers(jwt_keys, org, "credentials:revoke")
         async with httpx.AsyncClient(base_url=vault_url) as vault:
-            again = await vault.post(f"/v1/credentials/{cid}:take-revocation", headers=revoke)
+            again = await vault.post(f"/v1/credentials/{gone.cid}:take-revocation",
+                                     headers=revoke)  # fmt: skip
         assert again.status_code == 404  # the hand-off was taken: single use
 
-        await _redeliver(kafka_bootstrap, events[0], org, cid)
-        await wait_until(lambda: _inbox_has(revoking, events[0].id), 30)
+        marker = await _redeliver(kafka_bootstrap, gone.event, org)
+        await wait_until(lambda: _inbox_has(revoking, marker), 30)
         await revoking.deps.revoker.drain()
         assert len(endpoint.revoked) == 2
     logs = capfd.readouterr().out + vault_process.log("credential-vault")
-    for secret in (refresh, access):
-        Canary(secret).assert_absent(logs=logs, events=events, bodies=[imported, again])
+    for secret in (gone.refresh, gone.access):
+        Canary(secret).assert_absent(logs=logs, events=[gone.event], bodies=[gone.imported, again])
 
 
-async def _redeliver(bootstrap: str, event: Any, org: str, cid: str) -> None:
+async def test_transient_provider_failures_are_retried_in_the_background(
+    revoking: Broker,
+    start_broker: Any,
+    vault_process: ServiceProcesses,
+    jwt_keys: tuple[str, str],
+    kafka_bootstrap: str,
+) -> None:
+    """Two 503s on the refresh token's revocation, then success; a 400 (permanent) on the
+    access token's is logged and not retried."""
+    org = new_org()
+    vault_url = vault_process.url("credential-vault")
+    async with serve_rotating(RotatingEndpoint()) as endpoint:
+        endpoint.revoke_script = {"refresh_token": [503, 503], "access_token": [400]}
+        gone = await import_then_delete(revoking, start_broker, endpoint, vault_url, jwt_keys,
+                                        kafka_bootstrap, org)  # fmt: skip
+        scripted = endpoint.revoke_script.values()
+        await wait_until(lambda: not any(scripted), 30, message="not retried")
+        await revoking.deps.revoker.drain()
+        assert endpoint.revoked == [(gone.refresh, "refresh_token", "plugboard")]
+
+
+async def _redeliver(bootstrap: str, event: Any, org: str) -> Any:
     """The same event again (same id: the inbox drops it), then a new deletion event of
-    the same credential (the tombstone's guard drops it), and wait for the second."""
+    the same credential, on the same partition (the tombstone's guard drops it); the
+    new event's id, whose inbox row shows both were handled."""
+    newer = event.data.model_copy(update={"version": event.data.version + 1})
+    second = new_event("credential.deleted", source="test", orgid=org, data=newer)
     producer = await kafka.create_producer(bootstrap)
     try:
-        await producer.send_and_wait("credential.deleted", event.to_json_bytes(),
-                                     key=event.subject.encode())  # fmt: skip
+        for sent in (event, second):
+            await producer.send_and_wait("credential.deleted", sent.to_json_bytes(),
+                                         key=sent.subject.encode())  # fmt: skip
     finally:
         await producer.stop()
-    await publish(bootstrap, org, event.data.model_copy(update={"version": event.data.version + 1}))
+    return second.id
 
 
 async def _inbox_has(broker: Broker, event_id: Any) -> bool:
