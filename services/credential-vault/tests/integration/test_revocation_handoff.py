@@ -81,8 +81,11 @@ async def test_take_answers_the_tokens_once_and_is_audited(
         Canary(secret).assert_absent(logs=logs.getvalue(), events=events, bodies=[again])
 
 
-async def test_another_org_gets_404_and_the_hand_off_stays(vault: Vault) -> None:
+async def test_another_org_gets_404_and_the_hand_off_stays(vault: Vault, postgres_dsn: str) -> None:
+    """The hand-off waits sealed: no token in the database's dump."""
     cid = await deleted_token(vault)
+    for secret in (TOKENS["accessToken"], TOKENS["refreshToken"]):
+        Canary(secret).assert_absent(pg_dump_of=(postgres_dsn, vault.schema))
     foreign = await vault.client.post(take_url(cid), headers=vault.headers("org-b"))
     assert foreign.status_code == 404
     assert await handoffs(vault, cid) == 1
