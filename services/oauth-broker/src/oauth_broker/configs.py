@@ -56,6 +56,10 @@ class NamedClient:
         return cls(client_id, secret if isinstance(secret, str) and secret else None)
 
 
+NAMED_CLIENT_GRANTS = frozenset({"client_credentials", "password"})
+"""Grants whose source credential may name the client to authenticate with."""
+
+
 class ConfigStore:
     def __init__(self, pool: asyncpg.Pool, vault: VaultClient) -> None:
         self._pool = pool
@@ -72,6 +76,16 @@ class ConfigStore:
         if found is None:
             raise NotFound("No OAuth configuration for this connector or provider app.")
         return found[0], OAuth2Settings.model_validate(found[1])
+
+    async def named_client(
+        self, org: str, grant_type: str | None, source: UUID | None
+    ) -> NamedClient | None:
+        """The client the source credential of a client_credentials or password grant
+        names (None for other grants, or a source without ``clientId``). NotFound
+        when the source is gone."""
+        if source is None or grant_type not in NAMED_CLIENT_GRANTS:
+            return None
+        return NamedClient.of((await self._vault.reveal_cached(org, source)).data)
 
     async def client_auth(
         self, org: str, settings: OAuth2Settings, named: NamedClient | None = None

@@ -115,14 +115,18 @@ async def on_credential_deleted(
     """Tombstone the schedule row and, the first time only (``DELETE_TOKEN`` answers a
     config key only for a row not yet deleted; the inbox drops redeliveries), schedule
     the RFC 7009 revocation. The revoker takes the vault's hand-off and calls the
-    provider in the background: the partition never waits for a provider."""
+    provider in the background: the partition never waits for a provider. The row's
+    grant and source go along: a grant made with the source's own client is revoked
+    by that client (providers refuse another client's tokens, RFC 7009 2.1)."""
     data = event.data
     if data.type is not CredentialType.OAUTH2_TOKEN:
         return
+    held = await repo.get_token(conn, event.orgid, data.credential_id)
     args = (data.credential_id, event.orgid, data.version)
     key = await conn.fetchval(repo.DELETE_TOKEN, *args)
     if key is not None:
-        deps.revoker.schedule(event.orgid, data.credential_id, key)
+        grant = (held.grant_type, held.source_credential_id) if held else (None, None)
+        deps.revoker.schedule(event.orgid, data.credential_id, key, *grant)
 
 
 SUBSCRIPTIONS: list[Subscription[Any]] = [

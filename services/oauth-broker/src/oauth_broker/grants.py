@@ -47,7 +47,7 @@ class Grants:
         source = row.source_credential_id
         if refresh:
             params = {"grant_type": "refresh_token", "refresh_token": str(refresh)}
-            named = await self._named_client(row.org_id, row.grant_type, source)
+            named = await self._configs.named_client(row.org_id, row.grant_type, source)
             return await self.run(row.org_id, settings, params, scopes, confirm, named)
         return await self.fresh(row.org_id, settings, row.grant_type, source, scopes, confirm)
 
@@ -63,7 +63,7 @@ class Grants:
         """Obtain new tokens with a grant that needs no user."""
         if grant_type == "client_credentials":
             params = {"grant_type": "client_credentials"}
-            named = await self._named_client(org, grant_type, source)
+            named = await self._configs.named_client(org, grant_type, source)
             return await self.run(org, settings, params, scopes, confirm, named)
         if grant_type == "password" and source is not None:
             data = (await self._vault.reveal_cached(org, source)).data
@@ -90,15 +90,6 @@ class Grants:
     ) -> TokenSet:
         auth = await self._configs.client_auth(org, settings, named)
         return await self.provider.grant(settings, auth, params, scopes, confirm)
-
-    async def _named_client(
-        self, org: str, grant_type: str | None, source: UUID | None
-    ) -> NamedClient | None:
-        """The client the source credential of a client_credentials or password grant
-        names (None for other grants, or a source without ``clientId``)."""
-        if source is None or grant_type not in ("client_credentials", "password"):
-            return None
-        return NamedClient.of((await self._vault.reveal_cached(org, source)).data)
 
 
 def assertion(data: Mapping[str, Any], settings: OAuth2Settings) -> str:

@@ -22,7 +22,7 @@ from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.errors import DomainError, NotFound
 from plugboard_servicekit.logging import get_logger
 
-from oauth_broker.configs import ConfigStore
+from oauth_broker.configs import ConfigStore, NamedClient
 from oauth_broker.domain.failures import TokenFailureError
 from oauth_broker.provider import ClientAuth, ProviderClient
 from oauth_broker.tokens import TokenKeeper
@@ -61,13 +61,27 @@ class Revoker:
         self._attempts, self._backoff = attempts, backoff
         self._tasks: set[asyncio.Task[bool]] = set()
 
-    def schedule(self, org: str, credential_id: UUID, key: str) -> None:
+    def schedule(
+        self,
+        org: str,
+        credential_id: UUID,
+        key: str,
+        grant_type: str | None = None,
+        source: UUID | None = None,
+    ) -> None:
         """Revoke in the background: the consumer never waits for the provider."""
-        task = asyncio.create_task(self.revoke(org, credential_id, key))
+        task = asyncio.create_task(self.revoke(org, credential_id, key, grant_type, source))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def revoke(self, org: str, credential_id: UUID, key: str) -> bool:
+    async def revoke(
+        self,
+        org: str,
+        credential_id: UUID,
+        key: str,
+        grant_type: str | None = None,
+        source: UUID | None = None,
+    ) -> bool:
         """True when the provider accepted every revocation."""
         self._keeper.forget(credential_id)
         cid = str(credential_id)
@@ -79,11 +93,12 @@ class Revoker:
             tokens = await self._retrying(
                 cid, lambda: self._vault.take_revocation(org, credential_id)
             )
-            auth = await self._retrying(cid, lambda: self._configs.client_auth(org, settings))
-        except NotFound:
-            log.info(
-                "revocation_skipped", credential_id=cid, reason="not_found"
-            )  # no hand-off (or config) left
+            named = await self._named_client(cid, org, grant_type, source)
+            auth = await self._retrying(
+                cid, lambda: self._configs.client_auth(org, settings, named)
+            )
+        except NotFound:  # no hand-off (taken, purged) or no config left
+            log.info("revocation_skipped", credential_id=cid, reason="not_found")
             return False
         except (DomainError, TokenFailureError) as exc:
             log.warning("revocation_failed", credential_id=cid, error=_code(exc))
@@ -93,6 +108,18 @@ class Revoker:
         if all(results):
             log.info("revoked", credential_id=cid)
         return all(results)
+
+    async def _named_client(
+        self, cid: str, org: str, grant_type: str | None, source: UUID | None
+    ) -> NamedClient | None:
+        """The client a grant's source names; the config's (None) once the source is
+        gone too (a connection's source is deleted with it)."""
+        try:
+            return await self._retrying(
+                cid, lambda: self._configs.named_client(org, grant_type, source)
+            )
+        except NotFound:
+            return None
 
     async def _revoke_one(
         self, cid: str, settings: OAuth2Settings, auth: ClientAuth, token: str, hint: str

@@ -174,13 +174,21 @@ async def import_then_delete(
     cid = imported.json()["credentialId"]
     refresh = endpoint.families[org].current
     (access,) = endpoint.access_tokens
+    event = await delete_in_vault(vault_url, jwt_keys, kafka_bootstrap, org, cid)
+    return Deleted(cid, refresh, access, imported, event)
+
+
+async def delete_in_vault(
+    vault_url: str, jwt_keys: tuple[str, str], kafka_bootstrap: str, org: str, cid: str
+) -> Any:
+    """Delete the credential in the vault; its ``credential.deleted`` event."""
     async with TopicReader(kafka_bootstrap, "credential.deleted") as reader:
         write = headers(jwt_keys, org, "credentials:write")
         async with httpx.AsyncClient(base_url=vault_url) as vault:
             deleted = await vault.delete(f"/v1/credentials/{cid}", headers=write)
         assert deleted.status_code == 204, deleted.text
         events = await reader.events(CredentialDeleted, where=lambda e: e.subject == cid)
-    return Deleted(cid, refresh, access, imported, events[0])
+    return events[0]
 
 
 async def test_a_deleted_credential_is_revoked_at_the_provider_once(
@@ -240,6 +248,46 @@ async def test_transient_provider_failures_are_retried_in_the_background(
         await wait_until(lambda: not any(scripted), 30, message="not retried")
         await revoking.deps.revoker.drain()
         assert endpoint.revoked == [(gone.refresh, "refresh_token", "plugboard")]
+
+
+async def test_a_grant_made_with_its_source_client_is_revoked_by_that_client(
+    revoking: Broker,
+    start_broker: Any,
+    vault_process: ServiceProcesses,
+    jwt_keys: tuple[str, str],
+    kafka_bootstrap: str,
+) -> None:
+    """A password grant whose source names the customer's own client: the provider only
+    accepts that client's revocation of its tokens (RFC 7009 2.1)."""
+    org = new_org()
+    vault_url = vault_process.url("credential-vault")
+    source = {"username": "jane", "password": "pw", "clientId": "customer-client",
+              "clientSecret": "customer-secret"}  # fmt: skip
+    async with httpx.AsyncClient(base_url=vault_url) as vault:
+        stored = await vault.post(
+            "/v1/credentials",
+            json={"name": "source", "type": "oauth2-password", "data": source},
+            headers=headers(jwt_keys, org, "credentials:write"),
+        )
+    assert stored.status_code == 201, stored.text
+    async with serve_rotating(RotatingEndpoint()) as endpoint:
+        settings = rotating_settings(endpoint).model_copy(update={"grant_type": GrantType.PASSWORD})
+        connector, config = await seed_config(revoking, org, settings)
+        async with start_broker(schema=revoking.schema) as other:
+            granted = await other.post(
+                "/v1/oauth/grants",
+                json={"connectorId": str(connector), "authSchemeConfigId": config,
+                      "grantType": "password", "sourceCredentialId": stored.json()["id"]},
+                headers=headers(jwt_keys, org, "oauth:tokens"),
+            )  # fmt: skip
+        assert granted.status_code == 201, granted.text
+        cid = granted.json()["credentialId"]
+        await delete_in_vault(vault_url, jwt_keys, kafka_bootstrap, org, cid)
+        await wait_until(lambda: len(endpoint.revoked) >= 2, 30, message="no revocation")
+    assert [(hint, client) for _, hint, client in endpoint.revoked] == [
+        ("refresh_token", "customer-client"),
+        ("access_token", "customer-client"),
+    ]
 
 
 async def _redeliver(bootstrap: str, event: Any, org: str) -> Any:
