@@ -86,7 +86,7 @@ async def dependencies(runtime: Runtime[OAuthBrokerSettings]) -> AsyncIterator[B
             interval=settings.scheduler_interval_seconds,
             lease_seconds=settings.lease_seconds,
         )
-        revoker = Revoker(keeper, configs, provider)
+        revoker = Revoker(keeper, configs, provider, vault)
         onboarding = Onboarding(pool, configs, grants, vault, keeper)
         try:
             yield BrokerDeps(

@@ -65,11 +65,6 @@ class ConfigStore:
         self._pool = pool
         self._vault = vault
 
-    @property
-    def vault(self) -> VaultClient:
-        """The vault client the secrets come from (the revoker takes hand-offs with it)."""
-        return self._vault
-
     async def settings(self, org: str, key: str) -> tuple[str | None, OAuth2Settings]:
         """NotFound for an unknown key, a deleted one, or one of another org."""
         found = await repo.get_config(self._pool, org, key)

@@ -50,14 +50,13 @@ class Revoker:
         keeper: TokenKeeper,
         configs: ConfigStore,
         provider: ProviderClient,
-        vault: VaultClient | None = None,
+        vault: VaultClient,
         *,
         attempts: int = 4,
         backoff: float = 0.5,
     ) -> None:
-        """``vault`` defaults to the config store's (the one client the broker has)."""
         self._keeper, self._configs, self._provider = keeper, configs, provider
-        self._vault = vault or configs.vault
+        self._vault = vault
         self._attempts, self._backoff = attempts, backoff
         self._tasks: set[asyncio.Task[bool]] = set()
 
