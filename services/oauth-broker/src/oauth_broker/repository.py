@@ -65,7 +65,7 @@ SELECT id, status, credential_id, error, expires_at, created_at FROM sessions
 
 TOKEN_COLUMNS = """credential_id, org_id, config_key, vault_version, has_refresh_token,
     access_expires_at, issued_at, due_at, status, attempts, retry_at, last_error, grant_type,
-    source_credential_id, fencing, lease_owner, lease_until > now() AS leased"""
+    source_credential_id, fencing, lease_owner, lease_until > now() AS leased, template_inputs"""
 
 # A row without a config (a credential made elsewhere, not yet bound) is kept but never
 # due. The broker's own binding may arrive after the vault's credential.created of the
@@ -90,6 +90,9 @@ ON CONFLICT (credential_id) DO UPDATE
         OR (tokens.vault_version = excluded.vault_version AND tokens.config_key IS NULL
             AND excluded.config_key IS NOT NULL))
 RETURNING true"""
+
+SET_TEMPLATE_INPUTS = "UPDATE tokens SET template_inputs = $2 WHERE credential_id = $1"
+"""The inputs that filled a provider app's URL templates, for this credential's refreshes."""
 
 DELETE_TOKEN = """
 INSERT INTO tokens (credential_id, org_id, vault_version, deleted)
@@ -135,7 +138,10 @@ UPDATE tokens SET vault_version = $4, access_expires_at = $5,
        retry_at = NULL, last_error = NULL, refreshes = refreshes + 1,
        lease_owner = CASE WHEN lease_owner = $2 AND fencing = $3 THEN NULL ELSE lease_owner END,
        lease_until = CASE WHEN lease_owner = $2 AND fencing = $3 THEN NULL ELSE lease_until END
- WHERE credential_id = $1 AND vault_version < $4"""
+ WHERE credential_id = $1 AND vault_version <= $4"""
+"""``<=``: the vault's ``credential.refreshed`` for this very write may have been
+consumed first (it sets the same version); the refresh is still recorded and its lease
+released. An older version never overwrites a newer one."""
 
 RECORD_TRANSIENT = f"""
 UPDATE tokens SET attempts = attempts + 1, retry_at = $4, due_at = $4, last_error = $5,
@@ -175,6 +181,7 @@ class TokenRow:
     fencing: int
     lease_owner: str | None
     leased: bool | None
+    template_inputs: dict[str, str] | None = None
 
     @classmethod
     def of(cls, record: Any) -> TokenRow:

@@ -280,7 +280,8 @@ class TokenKeeper:
         )
         due = self._due(issued, row)
         args = (*self._owned(row), version, issued.expires_at, issued.issued_at, due, refreshable)
-        await self._pool.execute(repo.RECORD_REFRESH, *args)
+        if await self._pool.execute(repo.RECORD_REFRESH, *args) == "UPDATE 0":
+            await self._release(row)  # a newer version was recorded meanwhile
         self._remember(row.credential_id, issued)
         return issued
 
