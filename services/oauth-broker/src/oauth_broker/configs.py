@@ -21,6 +21,7 @@ from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.errors import FieldError, Invalid, NotFound
 
 from oauth_broker import repository as repo
+from oauth_broker.domain.templates import TemplateInputError, render
 from oauth_broker.provider import ClientAuth
 from oauth_broker.vault import VaultClient
 
@@ -65,12 +66,20 @@ class ConfigStore:
         self._pool = pool
         self._vault = vault
 
-    async def settings(self, org: str, key: str) -> tuple[str | None, OAuth2Settings]:
-        """NotFound for an unknown key, a deleted one, or one of another org."""
+    async def settings(
+        self, org: str, key: str, inputs: Mapping[str, str] | None = None
+    ) -> tuple[str | None, OAuth2Settings]:
+        """NotFound for an unknown key, a deleted one, or one of another org. URL
+        templates are filled from ``inputs``; ``Invalid`` names the
+        ``providerMetadata`` members that are missing or unusable."""
         found = await repo.get_config(self._pool, org, key)
         if found is None:
             raise NotFound("No OAuth configuration for this connector or provider app.")
-        return found[0], OAuth2Settings.model_validate(found[1])
+        try:
+            return found[0], render(OAuth2Settings.model_validate(found[1]), inputs or {})
+        except TemplateInputError as bad:
+            fields = [FieldError(f"body.providerMetadata.{n}", m) for n, m in bad.fields.items()]
+            raise Invalid("The provider's URLs need inputs.", errors=fields) from None
 
     async def named_client(
         self, org: str, grant_type: str | None, source: UUID | None

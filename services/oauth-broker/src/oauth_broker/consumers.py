@@ -126,7 +126,8 @@ async def on_credential_deleted(
     key = await conn.fetchval(repo.DELETE_TOKEN, *args)
     if key is not None:
         grant = (held.grant_type, held.source_credential_id) if held else (None, None)
-        deps.revoker.schedule(event.orgid, data.credential_id, key, *grant)
+        inputs = held.template_inputs if held else None
+        deps.revoker.schedule(event.orgid, data.credential_id, key, *grant, inputs=inputs)
 
 
 SUBSCRIPTIONS: list[Subscription[Any]] = [

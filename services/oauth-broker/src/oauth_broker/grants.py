@@ -21,6 +21,7 @@ from uuid import UUID
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import import_key
 from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_servicekit.errors import Invalid
 
 from oauth_broker.configs import ConfigStore, NamedClient
 from oauth_broker.domain.failures import FailureKind, TokenFailureError
@@ -39,9 +40,13 @@ class Grants:
         if row.config_key is None:
             raise TokenFailureError(FailureKind.PERMANENT, "no_oauth_config")
         try:
-            _, settings = await self._configs.settings(row.org_id, row.config_key)
+            _, settings = await self._configs.settings(
+                row.org_id, row.config_key, row.template_inputs
+            )
         except LookupError:
             raise TokenFailureError(FailureKind.PERMANENT, "no_oauth_config") from None
+        except Invalid:  # the provider app's URLs need inputs this credential lacks
+            raise TokenFailureError(FailureKind.PERMANENT, "missing_template_inputs") from None
         scopes = list(revealed.data.get("scopes") or settings.scopes)
         refresh = revealed.data.get("refreshToken")
         source = row.source_credential_id

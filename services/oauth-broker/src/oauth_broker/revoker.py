@@ -14,7 +14,7 @@ Permanent failures are logged (ids and error codes only, never a token).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 from uuid import UUID
 
@@ -67,9 +67,13 @@ class Revoker:
         key: str,
         grant_type: str | None = None,
         source: UUID | None = None,
+        *,
+        inputs: Mapping[str, str] | None = None,
     ) -> None:
-        """Revoke in the background: the consumer never waits for the provider."""
-        task = asyncio.create_task(self.revoke(org, credential_id, key, grant_type, source))
+        """Revoke in the background: the consumer never waits for the provider.
+        ``inputs`` fill the provider app's URL templates, as for the credential's refreshes."""
+        revoking = self.revoke(org, credential_id, key, grant_type, source, inputs=inputs)
+        task = asyncio.create_task(revoking)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -80,12 +84,14 @@ class Revoker:
         key: str,
         grant_type: str | None = None,
         source: UUID | None = None,
+        *,
+        inputs: Mapping[str, str] | None = None,
     ) -> bool:
         """True when the provider accepted every revocation."""
         self._keeper.forget(credential_id)
         cid = str(credential_id)
         try:
-            _, settings = await self._configs.settings(org, key)
+            _, settings = await self._configs.settings(org, key, inputs)
             if settings.revocation_url is None:
                 log.info("revocation_skipped", credential_id=cid, reason="no_revocation_url")
                 return False

@@ -27,6 +27,7 @@ from oauth_broker.configs import ConfigStore, app_key, config_key, provider_app_
 from oauth_broker.domain.egress import EgressRefusedError
 from oauth_broker.domain.failures import TokenFailureError, safe_code
 from oauth_broker.domain.pkce import challenge, new_state, new_verifier, state_digest
+from oauth_broker.domain.templates import inputs_of
 from oauth_broker.events import publish_session
 from oauth_broker.grants import Grants
 from oauth_broker.issuers import IssuerMetadata
@@ -98,7 +99,7 @@ class Sessions:
         key = target_key(
             request.connector_id, request.auth_scheme_config_id, request.provider_app_id
         )
-        provider, settings = await self._configs.settings(org, key)
+        provider, settings = await self._configs.settings(org, key, inputs_of(request.context))
         if settings.authorize_url is None or settings.client_id is None:
             raise Invalid("This OAuth configuration has no authorization endpoint or client id.")
         await self._check_redirect(org, request.redirect_url)
@@ -206,7 +207,8 @@ class Sessions:
         return None
 
     async def _exchange(self, session: asyncpg.Record, code: str) -> TokenSet:
-        _, settings = await self._configs.settings(session["org_id"], session["config_key"])
+        inputs = inputs_of(_context(session))
+        _, settings = await self._configs.settings(session["org_id"], session["config_key"], inputs)
         body = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.callback_url}
         if session["code_verifier"]:
             body["code_verifier"] = session["code_verifier"]
@@ -236,6 +238,8 @@ class Sessions:
                 "authorization_code",
                 None,
             )
+            if inputs := inputs_of(context):
+                await conn.execute(repo.SET_TEMPLATE_INPUTS, credential_id, inputs)
             await publish_session(
                 conn,
                 session,

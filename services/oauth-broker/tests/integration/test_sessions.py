@@ -50,16 +50,22 @@ async def follow(broker: Broker, url: str) -> httpx.Response:
     raise AssertionError("redirect loop")
 
 
-async def start_session(
+async def start_session_raw(
     broker: Broker, jwt_keys: tuple[str, str], org: str, settings: OAuth2Settings, **body: Any
-) -> dict[str, Any]:
+) -> httpx.Response:
     await broker.put("/v1/oauth/settings", json={"allowedRedirectUrls": [REDIRECT]},
                      headers=headers(jwt_keys, org, "oauth:admin"))  # fmt: skip
     connector, config = await seed_config(broker, org, settings)
     payload = {"connectorId": str(connector), "authSchemeConfigId": config,
                "groupRef": "acme", "redirectUrl": REDIRECT, **body}  # fmt: skip
-    response = await broker.post("/v1/oauth/sessions", json=payload,
-                                 headers=headers(jwt_keys, org, "oauth:sessions"))  # fmt: skip
+    return await broker.post("/v1/oauth/sessions", json=payload,
+                             headers=headers(jwt_keys, org, "oauth:sessions"))  # fmt: skip
+
+
+async def start_session(
+    broker: Broker, jwt_keys: tuple[str, str], org: str, settings: OAuth2Settings, **body: Any
+) -> dict[str, Any]:
+    response = await start_session_raw(broker, jwt_keys, org, settings, **body)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -178,3 +184,38 @@ async def test_redirect_url_must_match_exactly(
     )  # fmt: skip
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "body.redirectUrl"
+
+
+async def test_templated_provider_urls_are_filled_per_session_and_kept_for_refreshes(
+    broker: Broker, oauth_server: OAuthServer, jwt_keys: tuple[str, str]
+) -> None:
+    """A provider app's URLs keep the catalogue's ``{{.workspace}}``: the session fills
+    them from the caller's context, and the credential's refreshes use the same inputs."""
+    org = new_org()
+    host = urlsplit(oauth_server.token_url).netloc
+    templated = mock_settings(
+        oauth_server,
+        authorize_url=oauth_server.authorize_url.replace(host, "{{.workspace}}"),
+        token_url=oauth_server.token_url.replace(host, "{{ .workspace }}"),
+    )
+    for body in ({}, {"providerWorkspaceRef": "evil.example/x"}):
+        refused = await start_session_raw(broker, jwt_keys, org, templated, **body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "body.providerMetadata.workspace"
+    started = await start_session(broker, jwt_keys, org, templated, providerWorkspaceRef=host)
+    assert started["authorizationUrl"].startswith(oauth_server.authorize_url + "?")
+    final = await follow(broker, started["authorizationUrl"])
+    assert "status=completed" in final.headers["location"]
+    session = await broker.get(f"/v1/oauth/sessions/{started['sessionId']}",
+                               headers=headers(jwt_keys, org, "oauth:sessions"))  # fmt: skip
+    credential_id = session.json()["credentialId"]
+    refreshed = await broker.post(f"/v1/oauth/credentials/{credential_id}/access-token",
+                                  params={"forceRefresh": "true"},
+                                  headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    assert refreshed.status_code == 200, refreshed.text
+    row = await broker.deps.pool.fetchrow(
+        "SELECT template_inputs, refreshes FROM tokens WHERE credential_id = $1",
+        UUID(credential_id),
+    )
+    assert row is not None
+    assert (row["template_inputs"], row["refreshes"]) == ({"workspace": host}, 1)
