@@ -19,6 +19,7 @@ from plugboard_contracts.enums import CredentialType
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import outbox
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.errors import DomainError
 
 from credential_vault import repository as repo
 from credential_vault.crypto import Envelope
@@ -75,6 +76,23 @@ class CredentialView:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenReplacement:
+    credential_id: UUID
+    expected: int
+    tokens: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """One item's outcome: 200 with the new version, or the refusal's status and error."""
+
+    credential_id: UUID
+    status: int
+    version: int | None
+    refused: DomainError | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Change:
     name: str
     validated: ValidatedData
@@ -90,6 +108,17 @@ def _validated(credential_type: CredentialType, raw: Any, prefix: str) -> Valida
         return validate_data(credential_type, raw)
     except InvalidCredentialDataError as exc:
         raise errors.invalid(exc.issues, prefix) from None
+
+
+def _token_change(tokens: dict[str, Any]) -> Changer:
+    def change(row: CredentialRow, current: dict[str, Any]) -> _Change:
+        if row.type is not CredentialType.OAUTH2_TOKEN:
+            raise errors.not_a_token_credential()
+        return _Change(
+            row.name, _validated(row.type, {**current, **tokens}, "body"), row.expires_at
+        )
+
+    return change
 
 
 def _check_version(expected: int | None, current: int) -> None:
@@ -192,15 +221,28 @@ class CredentialService:
         self, org_id: str, audit: Audit, credential_id: UUID, tokens: dict[str, Any], expected: int
     ) -> CredentialView:
         """The OAuth broker's refresh: new tokens, same credential, next version."""
-
-        def change(row: CredentialRow, current: dict[str, Any]) -> _Change:
-            if row.type is not CredentialType.OAUTH2_TOKEN:
-                raise errors.not_a_token_credential()
-            return _Change(
-                row.name, _validated(row.type, {**current, **tokens}, "body"), row.expires_at
-            )
-
+        change = _token_change(tokens)
         return await self._update(org_id, audit, credential_id, expected, change, "refresh")
+
+    async def replace_tokens(
+        self, org_id: str, audit: Audit, items: list[TokenReplacement]
+    ) -> list[Replaced]:
+        """Many refreshes in one transaction (the broker's scheduler). Each item is its own
+        compare-and-set, refused alone (404, 412, 422) before it writes anything; rows
+        are locked in id order, so two batches cannot deadlock."""
+        outcomes: list[Replaced] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for item in sorted(items, key=lambda i: i.credential_id):
+                change = _token_change(item.tokens)
+                try:
+                    row = await self._apply(
+                        conn, org_id, audit, item.credential_id, item.expected, change, "refresh"
+                    )
+                except DomainError as refused:
+                    outcomes.append(Replaced(item.credential_id, refused.status, None, refused))
+                    continue
+                outcomes.append(Replaced(item.credential_id, 200, row.version, None))
+        return outcomes
 
     async def delete(
         self, org_id: str, audit: Audit, credential_id: UUID, expected: int | None
@@ -269,26 +311,40 @@ class CredentialService:
         change: Changer,
         action: str,
     ) -> CredentialView:
-        """Lock, check If-Match, decrypt, apply ``change``, re-encrypt as the next version."""
         async with self._pool.acquire() as conn, conn.transaction():
-            secret = await repo.lock_secret(conn, org_id, credential_id)
-            if secret is None:
-                raise errors.not_found()
-            _check_version(expected, secret.row.version)
-            update = change(secret.row, json.loads(open_secret(self._envelope, secret)))
-            row = secret.row
-            if update is not None:
-                await self._check_references(conn, org_id, update.validated.data)
-                write = await self._write(conn, row.org_id, row.id, row.version + 1, update)
-                stored = await repo.update_credential(
-                    conn, current=row, write=write, audit=audit, action=action
-                )
-                assert stored is not None, "the row is locked"
-                row = stored
-                event_type = "credential.refreshed" if action == "refresh" else "credential.updated"
-                await outbox.add(conn, state_event(event_type, row))
+            row = await self._apply(conn, org_id, audit, credential_id, expected, change, action)
             usages = await usages_of(conn, [row.id])
         return CredentialView(row, usages[row.id])
+
+    async def _apply(
+        self,
+        conn: Connection,
+        org_id: str,
+        audit: Audit,
+        credential_id: UUID,
+        expected: int | None,
+        change: Changer,
+        action: str,
+    ) -> CredentialRow:
+        """Lock, check If-Match, decrypt, apply ``change``, re-encrypt as the next version.
+        Every refusal is raised before anything is written."""
+        secret = await repo.lock_secret(conn, org_id, credential_id)
+        if secret is None:
+            raise errors.not_found()
+        _check_version(expected, secret.row.version)
+        update = change(secret.row, json.loads(open_secret(self._envelope, secret)))
+        row = secret.row
+        if update is None:
+            return row
+        await self._check_references(conn, org_id, update.validated.data)
+        write = await self._write(conn, row.org_id, row.id, row.version + 1, update)
+        stored = await repo.update_credential(
+            conn, current=row, write=write, audit=audit, action=action
+        )
+        assert stored is not None, "the row is locked"
+        event_type = "credential.refreshed" if action == "refresh" else "credential.updated"
+        await outbox.add(conn, state_event(event_type, stored))
+        return stored
 
     async def _write(
         self,

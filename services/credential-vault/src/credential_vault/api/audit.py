@@ -34,6 +34,7 @@ ACTIONS = {
     "reveal_credential": "reveal",
     "batch_reveal_credentials": "reveal",
     "replace_token": "refresh",
+    "batch_replace_tokens": "refresh",
     "take_revocation": "take_revocation",
 }
 _OUTCOMES = {403: "denied", 404: "not_found", 500: "failed"}

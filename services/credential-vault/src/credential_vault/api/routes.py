@@ -40,6 +40,9 @@ from credential_vault.api.deps import (
     required_if_match,
 )
 from credential_vault.api.schemas import (
+    BatchReplacedItem,
+    BatchReplacedOut,
+    BatchReplaceIn,
     BatchRevealedOut,
     BatchRevealIn,
     CredentialCreateIn,
@@ -53,7 +56,12 @@ from credential_vault.api.schemas import (
 )
 from credential_vault.domain.data import OAuth2TokenData
 from credential_vault.domain.text import PlainText
-from credential_vault.service import CredentialPatch, CredentialView, NewCredential
+from credential_vault.service import (
+    CredentialPatch,
+    CredentialView,
+    NewCredential,
+    TokenReplacement,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -82,6 +90,24 @@ async def batch_reveal_credentials(body: BatchRevealIn, call: RevealCall) -> Res
     revealed = await call.deps.credentials.reveal_many(call.caller.org, audit_of(call), ids)
     body_json = batch_revealed_json(revealed, ids)
     return Response(body_json, media_type="application/json", headers=NO_STORE)
+
+
+@router.post(":batch-replace-token")
+async def batch_replace_tokens(body: BatchReplaceIn, call: RefreshCall) -> BatchReplacedOut:
+    """Many ``:replace-token`` calls in one (the OAuth broker's refreshes), each its own
+    compare-and-set on ``ifMatch``; one item's refusal leaves the others written."""
+    items = [
+        TokenReplacement(
+            item.id, item.if_match, item.data.model_dump(mode="json", exclude_unset=True)
+        )
+        for item in body.items
+    ]
+    outcomes = await call.deps.credentials.replace_tokens(call.caller.org, audit_of(call), items)
+    return BatchReplacedOut(items=[
+        BatchReplacedItem(id=o.credential_id, status=o.status, version=o.version,
+                          detail=None if o.refused is None else o.refused.detail)
+        for o in outcomes
+    ])  # fmt: skip
 
 
 @router.post("/{credential_id}:reveal", response_model=RevealedCredentialOut)

@@ -16,6 +16,7 @@ from plugboard_contracts.timestamps import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from credential_vault.domain.data import OAuth2TokenData
 from credential_vault.domain.text import PlainText
 from credential_vault.repository import CredentialRow
 from credential_vault.service import CredentialView
@@ -156,6 +157,36 @@ class BatchRevealedOut(_Out):
 
     items: list[RevealedCredentialOut]
     not_found: list[UUID]
+
+
+class TokenReplacementIn(_In):
+    id: UUID
+    if_match: int = Field(ge=1, le=999_999_999, description="The version these tokens replace.")
+    data: OAuth2TokenData
+
+
+class BatchReplaceIn(_In):
+    items: list[TokenReplacementIn] = Field(min_length=1, max_length=MAX_BATCH_REVEAL)
+
+    @field_validator("items")
+    @classmethod
+    def _one_item_per_credential(cls, items: list[TokenReplacementIn]) -> list[TokenReplacementIn]:
+        if len({item.id for item in items}) != len(items):
+            raise ValueError("each credential may appear once")
+        return items
+
+
+class BatchReplacedItem(_Out):
+    """200 with the new version, or the status (404, 412, 422) the single call answers."""
+
+    id: UUID
+    status: int
+    version: int | None = None
+    detail: str | None = None
+
+
+class BatchReplacedOut(_Out):
+    items: list[BatchReplacedItem]
 
 
 def batch_revealed_json(revealed: list[tuple[CredentialRow, bytes]], asked: list[UUID]) -> bytes:
