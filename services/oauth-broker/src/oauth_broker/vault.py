@@ -17,6 +17,8 @@ from uuid import UUID
 
 import httpx
 
+from oauth_broker.token_writes import TokenWrites
+
 VAULT = "credential-vault"
 MAX_BATCH_REVEAL = 100
 """The vault's limit on ids per ``:batch-reveal`` call."""
@@ -60,6 +62,7 @@ class RevocationTokens:
 class VaultClient:
     def __init__(self, client: ServiceCaller, secret_ttl: float = 60.0) -> None:
         self._client = client
+        self._writes = TokenWrites(client)
         self._secret_ttl = secret_ttl
         self._secrets: dict[tuple[str, UUID], tuple[Revealed, float]] = {}
 
@@ -122,19 +125,10 @@ class VaultClient:
     async def replace_token(
         self, org: str, credential_id: UUID, expected_version: int, tokens: Mapping[str, Any]
     ) -> int:
-        """Compare-and-set: raises PreconditionFailed when the vault moved on.
-        Idempotent under If-Match (a replay after success answers 412, never a second
-        write), so ServiceClient may retry it."""
-        response = await self._client.request(
-            "POST",
-            f"/v1/credentials/{credential_id}:replace-token",
-            org=org,
-            scopes=["credentials:refresh"],
-            json=dict(tokens),
-            headers={"If-Match": f'"{expected_version}"'},
-            idempotent=True,
-        )
-        return int(response.json()["version"])
+        """Compare-and-set: raises PreconditionFailed when the vault moved on. Concurrent
+        writes share ``:batch-replace-token`` calls (``TokenWrites``); each is still its
+        own compare-and-set, so a replay after success answers 412, never a second write."""
+        return await self._writes.replace(org, credential_id, expected_version, tokens)
 
     async def take_revocation(self, org: str, credential_id: UUID) -> RevocationTokens:
         """The tokens of a deleted oauth2-token credential, once: the vault deletes its
