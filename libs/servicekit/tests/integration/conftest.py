@@ -4,7 +4,6 @@ table, events for arbitrary test topics, and a consumer that records effects."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
-from plugboard_servicekit import db, kafka
+from plugboard_servicekit import db, kafka, testing
 from plugboard_servicekit.consumer import EventConsumer, Handler, on
 from plugboard_servicekit.db import Connection
 from prometheus_client import REGISTRY
@@ -49,17 +48,8 @@ async def record_effect(_: object, conn: Connection, event: CloudEvent[dict[str,
 async def wait_until(
     predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0
 ) -> None:
-    """Poll a condition (async or plain) until it holds; AssertionError at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+    """The kit's ``wait_until`` with this suite's longer default (group joins on Tansu)."""
+    await testing.wait_until(predicate, timeout)
 
 
 def consumer_for(
