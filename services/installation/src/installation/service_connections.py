@@ -208,6 +208,10 @@ class ConnectionService:
             "sourceCredentialId": str(source),
             "scopes": client.scopes,
             "name": name,
+            "providerWorkspaceRef": request.provider_workspace_ref,
+            "providerMetadata": {
+                k: v for k, v in request.provider_metadata.items() if isinstance(v, str)
+            },
         }
         try:
             obtained = await self._remote.grant(org, {k: v for k, v in body.items() if v})

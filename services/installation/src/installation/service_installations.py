@@ -177,6 +177,7 @@ class InstallationService:
             **broker_target(request),
             "refreshToken": request.refresh_token,
             "scopes": request.scopes,
+            "providerWorkspaceRef": request.provider_workspace_ref,
             "name": f"{request.provider}:{request.group_ref}:{request.consumer_ref}",
         }
         obtained = await self._remote.import_tokens(

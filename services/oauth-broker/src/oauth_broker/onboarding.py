@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -13,6 +14,7 @@ from uuid import UUID
 import asyncpg
 from plugboard_servicekit.errors import FieldError, Invalid, Unavailable
 
+from oauth_broker import repository as repo
 from oauth_broker.configs import ConfigStore, provider_app_of
 from oauth_broker.domain.failures import TokenFailureError
 from oauth_broker.grants import Grants
@@ -42,6 +44,16 @@ def _refused(failure: TokenFailureError) -> Exception:
     return permanently_failed(failure.error)
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """How a new credential was obtained, for its schedule row."""
+
+    grant_type: str
+    source: UUID | None
+    refresh: str | None
+    inputs: Mapping[str, str]
+
+
 class Onboarding:
     def __init__(
         self,
@@ -62,8 +74,9 @@ class Onboarding:
         source: UUID | None,
         scopes: list[str] | None,
         name: str | None,
+        inputs: Mapping[str, str],
     ) -> Created:
-        provider, settings = await self._configs.settings(org, key)
+        provider, settings = await self._configs.settings(org, key, inputs)
         if grant_type in ("password", "jwt-bearer") and source is None:
             raise Invalid(
                 f"{grant_type} needs the vault credential holding its secret.",
@@ -74,7 +87,8 @@ class Onboarding:
             tokens = await self._grants.fresh(org, settings, grant_type, source, wanted)
         except TokenFailureError as failure:
             raise _refused(failure) from None
-        return await self._store(org, key, provider, tokens, grant_type, source, name, None)
+        stored = _Stored(grant_type, source, None, inputs)
+        return await self._store(org, key, provider, tokens, name, stored)
 
     async def import_grant(
         self,
@@ -83,18 +97,18 @@ class Onboarding:
         refresh_token: str,
         scopes: list[str] | None,
         name: str | None,
+        inputs: Mapping[str, str],
     ) -> Created:
         """Refresh once to prove the grant works; store what came back."""
-        provider, settings = await self._configs.settings(org, key)
+        provider, settings = await self._configs.settings(org, key, inputs)
         wanted = scopes if scopes is not None else settings.scopes
         params = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         try:
             tokens = await self._grants.run(org, settings, params, wanted)
         except TokenFailureError as failure:
             raise _refused(failure) from None
-        return await self._store(
-            org, key, provider, tokens, "refresh_token", None, name, refresh_token
-        )
+        stored = _Stored("refresh_token", None, refresh_token, inputs)
+        return await self._store(org, key, provider, tokens, name, stored)
 
     async def _store(
         self,
@@ -102,11 +116,10 @@ class Onboarding:
         key: str,
         provider: str | None,
         tokens: TokenSet,
-        grant_type: str,
-        source: UUID | None,
         name: str | None,
-        previous_refresh: str | None,
+        stored: _Stored,
     ) -> Created:
+        grant_type, source, previous_refresh = stored.grant_type, stored.source, stored.refresh
         data = tokens.vault_data(keep_refresh=False)
         if tokens.refresh_token is None and previous_refresh is not None:
             data["refreshToken"] = previous_refresh  # no rotation: the imported one stays
@@ -128,4 +141,6 @@ class Onboarding:
             await self._keeper.schedule_new(
                 conn, org, credential_id, version, key, tokens, grant_type, source
             )
+            if stored.inputs:
+                await conn.execute(repo.SET_TEMPLATE_INPUTS, credential_id, dict(stored.inputs))
         return Created(credential_id, tokens.expires_at, tokens.scopes)

@@ -221,3 +221,33 @@ async def test_a_source_without_a_client_leaves_the_config_client(
                               sourceCredentialId=source)  # fmt: skip
         assert created.status_code == 201, created.text
     assert endpoint.clients == ["plugboard"]
+
+
+async def test_a_templated_token_url_is_filled_from_the_grants_workspace(
+    broker: Broker,
+    oauth_server: OAuthServer,
+    jwt_keys: tuple[str, str],
+    vault_process: ServiceProcesses,
+) -> None:
+    """A provider app's ``{{.workspace}}`` on the grants route: filled from
+    providerWorkspaceRef, kept for the credential's renewals; a 422 without it."""
+    org = new_org()
+    secret_id = await client_secret(vault_process, jwt_keys, org, "s3cret-Template-1")
+    host = oauth_server.token_url.split("/")[2]
+    settings = settings_for(oauth_server.token_url.replace(host, "{{.workspace}}"),
+                            client_secret_credential_id=secret_id)  # fmt: skip
+    missing = await grant(broker, jwt_keys, org, settings, grantType="client_credentials")
+    assert missing.status_code == 422, missing.text
+    assert missing.json()["errors"][0]["field"] == "body.providerMetadata.workspace"
+    made = await grant(broker, jwt_keys, org, settings, grantType="client_credentials",
+                       providerWorkspaceRef=host)  # fmt: skip
+    assert made.status_code == 201, made.text
+    credential_id = made.json()["credentialId"]
+    renewed = await broker.post(f"/v1/oauth/credentials/{credential_id}/access-token",
+                                params={"forceRefresh": "true"},
+                                headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    assert renewed.status_code == 200, renewed.text
+    inputs = await broker.deps.pool.fetchval(
+        "SELECT template_inputs FROM tokens WHERE credential_id = $1", UUID(credential_id)
+    )
+    assert inputs == {"workspace": host}

@@ -25,6 +25,7 @@ from oauth_broker.api.schemas import (
     SettingsOut,
 )
 from oauth_broker.deps import BrokerDeps
+from oauth_broker.domain.templates import inputs_from
 from oauth_broker.sessions import CallbackOutcome, StartSession, redirect_location, target_key
 
 router = APIRouter(prefix="/v1/oauth", tags=["oauth"])
@@ -143,9 +144,11 @@ async def get_settings(call: AdminCall) -> SettingsOut:
 @router.post("/grants", status_code=201)
 async def create_grant(body: GrantIn, call: TokensCall, response: Response) -> CredentialCreatedOut:
     key = target_key(body.connector_id, body.auth_scheme_config_id, body.provider_app_id)
+    inputs = inputs_from(body.provider_workspace_ref, body.provider_metadata)
     created = await call.deps.onboarding.grant(
-        call.caller.org, key, body.grant_type, body.source_credential_id, body.scopes, body.name
-    )
+        call.caller.org, key, body.grant_type, body.source_credential_id, body.scopes, body.name,
+        inputs,
+    )  # fmt: skip
     if body.grant_type == "password":
         response.headers["Deprecation"] = "true"
         response.headers["Warning"] = '299 oauth-broker "password grant is deprecated (RFC 9700)"'
@@ -159,8 +162,9 @@ async def create_grant(body: GrantIn, call: TokensCall, response: Response) -> C
 @router.post("/tokens:import", status_code=201)
 async def import_tokens(body: ImportIn, call: TokensCall) -> CredentialCreatedOut:
     key = target_key(body.connector_id, body.auth_scheme_config_id, body.provider_app_id)
+    inputs = inputs_from(body.provider_workspace_ref, body.provider_metadata)
     created = await call.deps.onboarding.import_grant(
-        call.caller.org, key, body.refresh_token, body.scopes, body.name
+        call.caller.org, key, body.refresh_token, body.scopes, body.name, inputs
     )
     return CredentialCreatedOut(
         credential_id=created.credential_id,

@@ -69,6 +69,8 @@ class GrantIn(Wire):
     source_credential_id: UUID | None = None
     scopes: list[str] | None = Field(default=None, max_length=100)
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    provider_workspace_ref: str | None = _Ref
+    provider_metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
 class ImportIn(Wire):
@@ -80,6 +82,8 @@ class ImportIn(Wire):
     expires_at: datetime | None = None
     scopes: list[str] | None = Field(default=None, max_length=100)
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    provider_workspace_ref: str | None = _Ref
+    provider_metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
 class CredentialCreatedOut(Wire):

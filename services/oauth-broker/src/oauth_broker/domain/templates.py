@@ -32,10 +32,12 @@ class TemplateInputError(ValueError):
 
 def inputs_of(context: Mapping[str, Any]) -> dict[str, str]:
     """The template inputs a session's context offers."""
-    inputs = {
-        k: v for k, v in (context.get("providerMetadata") or {}).items() if isinstance(v, str)
-    }
-    workspace = context.get("providerWorkspaceRef")
+    return inputs_from(context.get("providerWorkspaceRef"), context.get("providerMetadata"))
+
+
+def inputs_from(workspace: Any, metadata: Mapping[str, Any] | None) -> dict[str, str]:
+    """``providerMetadata``'s string members, and ``providerWorkspaceRef`` as ``workspace``."""
+    inputs = {k: v for k, v in (metadata or {}).items() if isinstance(v, str)}
     if isinstance(workspace, str) and workspace:
         inputs.setdefault("workspace", workspace)
     return inputs
