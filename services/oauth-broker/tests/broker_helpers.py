@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+import httpx
 from oauth_broker import repository as repo
 from oauth_broker.configs import config_key
 from oauth_broker.deps import BrokerDeps
@@ -37,6 +38,14 @@ async def publishing(broker: Broker) -> None:
     """Wait until the broker's relay runs (it starts once the consumer joined its group,
     which on Tansu can take a while after other members of the group left)."""
     await wait_until(lambda: broker.runtime.messaging.status == "running", 60)
+
+
+async def access(
+    broker: Broker, jwt_keys: tuple[str, str], org: str, cid: UUID | str, **query: str
+) -> httpx.Response:
+    """``POST /v1/oauth/credentials/{cid}/access-token`` (``forceRefresh="true"``, ...)."""
+    return await broker.post(f"/v1/oauth/credentials/{cid}/access-token", params=query,
+                             headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
 
 
 def new_org() -> str:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from broker_helpers import Broker, headers, new_org, seed_config
+from broker_helpers import Broker, access, headers, new_org, seed_config
 from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
 from plugboard_contracts.payloads.registry import OAuth2Settings
@@ -67,12 +67,9 @@ async def test_client_credentials_then_refresh_by_asking_again(
     created = await grant(broker, jwt_keys, org, settings, grantType="client_credentials")
     assert created.status_code == 201, created.text
     cid = created.json()["credentialId"]
-    first = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
-                              headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    first = await access(broker, jwt_keys, org, cid)
     version = await _version(broker, cid)
-    forced = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
-                               params={"forceRefresh": "true"},
-                               headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    forced = await access(broker, jwt_keys, org, cid, forceRefresh="true")
     assert first.status_code == forced.status_code == 200
     assert await _version(broker, cid) == version + 1  # a new token was fetched and stored
     logs = capfd.readouterr().out + vault_process.log("credential-vault")
@@ -108,9 +105,7 @@ async def test_password_grant_works_with_a_deprecation_warning_and_refreshes(
     assert created.headers["Deprecation"] == "true"
     cid = created.json()["credentialId"]
     version = await _version(broker, cid)
-    refreshed = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
-                                  params={"forceRefresh": "true"},
-                                  headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    refreshed = await access(broker, jwt_keys, org, cid, forceRefresh="true")
     assert refreshed.status_code == 200, refreshed.text
     assert await _version(broker, cid) == version + 1
 
@@ -197,9 +192,7 @@ async def test_grants_use_the_client_their_source_names_on_grant_and_renewal(
                               sourceCredentialId=source)  # fmt: skip
         assert created.status_code == 201, created.text
         cid = created.json()["credentialId"]
-        renewed = await broker.post(f"/v1/oauth/credentials/{cid}/access-token",
-                                    params={"forceRefresh": "true"},
-                                    headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+        renewed = await access(broker, jwt_keys, org, cid, forceRefresh="true")
         assert renewed.status_code == 200, renewed.text
     assert endpoint.clients == ["customer-client", "customer-client"]
     expected = {"client_credentials": 2} if grant_type == "client_credentials" else {
@@ -243,9 +236,7 @@ async def test_a_templated_token_url_is_filled_from_the_grants_workspace(
                        providerWorkspaceRef=host)  # fmt: skip
     assert made.status_code == 201, made.text
     credential_id = made.json()["credentialId"]
-    renewed = await broker.post(f"/v1/oauth/credentials/{credential_id}/access-token",
-                                params={"forceRefresh": "true"},
-                                headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    renewed = await access(broker, jwt_keys, org, credential_id, forceRefresh="true")
     assert renewed.status_code == 200, renewed.text
     inputs = await broker.deps.pool.fetchval(
         "SELECT template_inputs FROM tokens WHERE credential_id = $1", UUID(credential_id)

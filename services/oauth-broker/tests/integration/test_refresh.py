@@ -12,7 +12,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from broker_helpers import Broker, headers, new_org, publishing, seed_config
+from broker_helpers import Broker, access, headers, new_org, publishing, seed_config
 from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from plugboard_contracts.payloads import CredentialRefreshFailed
 from plugboard_servicekit.testing import Canary, TopicReader, wait_until
@@ -57,13 +57,6 @@ async def expire_in_vault(vault_url: str, jwt_keys: tuple[str, str], org: str, c
                      "Content-Type": "application/merge-patch+json"},
         )  # fmt: skip
         assert response.status_code == 200, response.text
-
-
-async def access(
-    broker: Broker, jwt_keys: tuple[str, str], org: str, cid: UUID, **q: str
-) -> httpx.Response:
-    return await broker.post(f"/v1/oauth/credentials/{cid}/access-token", params=q,
-                             headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
 
 
 async def test_fifty_callers_and_two_schedulers_make_exactly_one_refresh(

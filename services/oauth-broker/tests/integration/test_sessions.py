@@ -9,7 +9,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from broker_helpers import Broker, headers, new_org, publishing, seed_config
+from broker_helpers import Broker, access, headers, new_org, publishing, seed_config
 from oauth_broker import repository as repo
 from plugboard_contracts.payloads import OAuthSessionCompleted, OAuthSessionFailed
 from plugboard_contracts.payloads.registry import OAuth2Settings
@@ -99,13 +99,12 @@ async def test_authorization_code_with_pkce_end_to_end(
     credential_id = session.json()["credentialId"]
     assert str(events[0].data.credential_id) == credential_id
     assert events[0].data.group_ref == "acme"
-    token = await broker.post(f"/v1/oauth/credentials/{credential_id}/access-token",
-                              headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    token = await access(broker, jwt_keys, org, credential_id)
     assert token.status_code == 200, token.text
-    access = token.json()["accessToken"]
-    assert access.count(".") == 2  # the mock server's JWT
+    access_token = token.json()["accessToken"]
+    assert access_token.count(".") == 2  # the mock server's JWT
     logs = capfd.readouterr().out
-    for secret in (access, verifier):
+    for secret in (access_token, verifier):
         Canary(secret).assert_absent(logs=logs, events=events, bodies=[final, session],
                                      redirects=[final.headers["location"]])  # fmt: skip
     assert (
@@ -209,9 +208,7 @@ async def test_templated_provider_urls_are_filled_per_session_and_kept_for_refre
     session = await broker.get(f"/v1/oauth/sessions/{started['sessionId']}",
                                headers=headers(jwt_keys, org, "oauth:sessions"))  # fmt: skip
     credential_id = session.json()["credentialId"]
-    refreshed = await broker.post(f"/v1/oauth/credentials/{credential_id}/access-token",
-                                  params={"forceRefresh": "true"},
-                                  headers=headers(jwt_keys, org, "oauth:tokens"))  # fmt: skip
+    refreshed = await access(broker, jwt_keys, org, credential_id, forceRefresh="true")
     assert refreshed.status_code == 200, refreshed.text
     row = await broker.deps.pool.fetchrow(
         "SELECT template_inputs, refreshes FROM tokens WHERE credential_id = $1",
