@@ -69,7 +69,7 @@ class TokenWrites:
                 await self._send(org, queued[:MAX_BATCH])
         finally:
             for write in self._queued.pop(org, []):  # only when cancelled mid-send
-                _settle(write, exception=Unavailable("The broker is stopping."))
+                _settle(write, Unavailable("The broker is stopping."))
             del self._senders[org]
 
     async def _send(self, org: str, writes: list[_Write]) -> None:
@@ -87,32 +87,29 @@ class TokenWrites:
             )
         except Exception as exc:  # noqa: BLE001 - every waiter gets the call's failure
             for write in writes:
-                _settle(write, exception=exc)
+                _settle(write, exc)
             return
         answered = {UUID(item["id"]): item for item in response.json()["items"]}
         for write in writes:
-            _settle_from(write, answered.get(write.credential_id))
+            _settle(write, _outcome_of(answered.get(write.credential_id)))
 
 
-def _settle_from(write: _Write, item: Mapping[str, Any] | None) -> None:
+def _outcome_of(item: Mapping[str, Any] | None) -> int | DomainError:
+    """An answered item's new version, or its refusal as the single call would raise it."""
     if item is not None and item["status"] == 200:
-        _settle(write, version=int(item["version"]))
-        return
+        return int(item["version"])
     status = 502 if item is None else int(item["status"])
     detail = f"credential-vault answered {status}"
     if item is not None and item.get("detail"):
         detail = f"{detail}: {str(item['detail'])[:200]}"
     refusal = _REFUSALS.get(status)
-    error = refusal(detail) if refusal else Unavailable(detail, upstream="credential-vault")
-    _settle(write, exception=error)
+    return refusal(detail) if refusal else Unavailable(detail, upstream="credential-vault")
 
 
-def _settle(
-    write: _Write, *, version: int | None = None, exception: BaseException | None = None
-) -> None:
+def _settle(write: _Write, outcome: int | BaseException) -> None:
     if write.outcome.done():  # its caller went away
         return
-    if exception is not None:
-        write.outcome.set_exception(exception)
+    if isinstance(outcome, BaseException):
+        write.outcome.set_exception(outcome)
     else:
-        write.outcome.set_result(int(version or 0))
+        write.outcome.set_result(outcome)
