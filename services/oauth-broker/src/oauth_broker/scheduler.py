@@ -22,7 +22,7 @@ from oauth_broker import repository as repo
 from oauth_broker.provider import LeaseLostError
 from oauth_broker.repository import TokenRow
 from oauth_broker.tokens import TokenKeeper
-from oauth_broker.vault import MAX_BATCH_REVEAL, Revealed, VaultClient
+from oauth_broker.vault import MAX_BATCH, Revealed, VaultClient
 
 log = get_logger(__name__)
 
@@ -70,9 +70,9 @@ class Scheduler:
         for row in rows:
             by_org[row.org_id].append(row.credential_id)
         chunks = [
-            (org, ids[start : start + MAX_BATCH_REVEAL])
+            (org, ids[start : start + MAX_BATCH])
             for org, ids in by_org.items()
-            for start in range(0, len(ids), MAX_BATCH_REVEAL)
+            for start in range(0, len(ids), MAX_BATCH)
         ]
         found: dict[UUID, Revealed] = {}
         for result in await asyncio.gather(

@@ -1,10 +1,11 @@
 """Group commit of token writes: concurrent refreshes share ``:batch-replace-token`` calls.
 
 Each refresh still waits for its own compare-and-set outcome. While one call per org
-is in flight, the writes that arrive queue up and go together in the next call (up to
-the vault's 100): a lone refresh is sent at once, a storm of them in batches, with no
-timer. Only the transport is shared: each item is applied, or refused (404, 409, 412,
-422), on its own, and is raised to its caller as the single call's error would be.
+is in flight, the writes that arrive queue up and go together in the next call (up
+to the vault's batch limit): a lone refresh is sent at once, a storm of them in
+batches, with no timer. Only the transport is shared: each item is applied, or
+refused (404, 409, 412, 422), on its own, and is raised to its caller as the single
+call's error would be.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from plugboard_servicekit.errors import (
 if TYPE_CHECKING:
     from oauth_broker.vault import ServiceCaller
 
-MAX_BATCH = 100
 _REFUSALS: dict[int, type[DomainError]] = {
     404: NotFound,
     409: Conflict,
@@ -46,8 +46,8 @@ class _Write:
 
 
 class TokenWrites:
-    def __init__(self, client: ServiceCaller) -> None:
-        self._client = client
+    def __init__(self, client: ServiceCaller, max_batch: int) -> None:
+        self._client, self._max_batch = client, max_batch
         self._queued: dict[str, list[_Write]] = defaultdict(list)
         self._senders: dict[str, asyncio.Task[None]] = {}
 
@@ -65,8 +65,8 @@ class TokenWrites:
         """Send this org's queue until it is empty; writes queued meanwhile go next."""
         try:
             while queued := self._queued.pop(org, None):
-                self._queued[org] = queued[MAX_BATCH:]
-                await self._send(org, queued[:MAX_BATCH])
+                self._queued[org] = queued[self._max_batch :]
+                await self._send(org, queued[: self._max_batch])
         finally:
             for write in self._queued.pop(org, []):  # only when cancelled mid-send
                 _settle(write, Unavailable("The broker is stopping."))

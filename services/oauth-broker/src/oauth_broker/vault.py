@@ -20,8 +20,8 @@ import httpx
 from oauth_broker.token_writes import TokenWrites
 
 VAULT = "credential-vault"
-MAX_BATCH_REVEAL = 100
-"""The vault's limit on ids per ``:batch-reveal`` call."""
+MAX_BATCH = 100
+"""The vault's limit on items per batch call (``:batch-reveal``, ``:batch-replace-token``)."""
 
 
 class ServiceCaller(Protocol):
@@ -62,7 +62,7 @@ class RevocationTokens:
 class VaultClient:
     def __init__(self, client: ServiceCaller, secret_ttl: float = 60.0) -> None:
         self._client = client
-        self._writes = TokenWrites(client)
+        self._writes = TokenWrites(client, MAX_BATCH)
         self._secret_ttl = secret_ttl
         self._secrets: dict[tuple[str, UUID], tuple[Revealed, float]] = {}
 
