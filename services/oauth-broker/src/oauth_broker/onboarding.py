@@ -14,7 +14,6 @@ from uuid import UUID
 import asyncpg
 from plugboard_servicekit.errors import FieldError, Invalid, Unavailable
 
-from oauth_broker import repository as repo
 from oauth_broker.configs import ConfigStore, provider_app_of
 from oauth_broker.domain.failures import TokenFailureError
 from oauth_broker.grants import Grants
@@ -139,8 +138,6 @@ class Onboarding:
             )
         async with self._pool.acquire() as conn:
             await self._keeper.schedule_new(
-                conn, org, credential_id, version, key, tokens, grant_type, source
+                conn, org, credential_id, version, key, tokens, grant_type, source, stored.inputs
             )
-            if stored.inputs:
-                await conn.execute(repo.SET_TEMPLATE_INPUTS, credential_id, dict(stored.inputs))
         return Created(credential_id, tokens.expires_at, tokens.scopes)

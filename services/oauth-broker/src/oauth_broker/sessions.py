@@ -237,9 +237,8 @@ class Sessions:
                 tokens,
                 "authorization_code",
                 None,
+                inputs_of(context),
             )
-            if inputs := inputs_of(context):
-                await conn.execute(repo.SET_TEMPLATE_INPUTS, credential_id, inputs)
             await publish_session(
                 conn,
                 session,

@@ -21,6 +21,7 @@ window is one vault round trip plus retries.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -109,8 +110,10 @@ class TokenKeeper:
         tokens: TokenSet,
         grant_type: str,
         source: UUID | None,
+        inputs: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a credential the broker just created (same transaction as its event)."""
+        """Record a credential the broker just created (same transaction as its event),
+        with the ``inputs`` that filled its provider's URL templates, if any."""
         has_refresh = tokens.refresh_token is not None
         renewable = self.renewable(has_refresh, grant_type)
         due = self.timing.due_at(tokens.expires_at, tokens.issued_at, refreshable=has_refresh)
@@ -127,6 +130,8 @@ class TokenKeeper:
             source,
         )
         await conn.execute(repo.UPSERT_TOKEN, *args)
+        if inputs:
+            await conn.execute(repo.SET_TEMPLATE_INPUTS, credential_id, dict(inputs))
 
     def _fresh(self, issued: Issued, min_validity: timedelta | None = None) -> bool:
         if not issued.access_token:
