@@ -10,7 +10,8 @@ inside its token endpoint's concurrency cap and circuit breaker.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,10 +129,24 @@ class ProviderClient:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
-    def _client(self, settings: OAuth2Settings, auth: ClientAuth) -> AsyncOAuth2Client:
-        transport = self._transport
-        if auth.ssl_context is not None:
-            transport = EgressTransport(self.policy, ssl_context=auth.ssl_context)
+    @asynccontextmanager
+    async def _client(
+        self, settings: OAuth2Settings, auth: ClientAuth
+    ) -> AsyncIterator[AsyncOAuth2Client]:
+        """An authlib client for one call. An mTLS client's certificate lives in its own
+        transport, closed with the call, so no connection outlives its certificate."""
+        if auth.ssl_context is None:
+            yield self._oauth_client(settings, auth, self._transport)
+            return
+        transport = EgressTransport(self.policy, ssl_context=auth.ssl_context)
+        try:
+            yield self._oauth_client(settings, auth, transport)
+        finally:
+            await transport.aclose()
+
+    def _oauth_client(
+        self, settings: OAuth2Settings, auth: ClientAuth, transport: EgressTransport
+    ) -> AsyncOAuth2Client:
         method: Any = settings.token_endpoint_auth_method.value
         client = AsyncOAuth2Client(
             client_id=auth.client_id,
@@ -171,9 +186,9 @@ class ProviderClient:
         body.update(params)
         if scopes and "scope" not in body and body.get("grant_type") != "authorization_code":
             body["scope"] = settings.scope_separator.join(scopes)
-        client = self._client(settings, auth)
         grant_type = body.pop("grant_type")
-        async with self._guards.calling(origin_of(settings.token_url)):
+        async with self._guards.calling(origin_of(settings.token_url)), \
+                self._client(settings, auth) as client:  # fmt: skip
             if confirm is not None and not await confirm():
                 raise LeaseLostError
             try:
@@ -190,8 +205,8 @@ class ProviderClient:
         """RFC 7009: the server answers 200 even for unknown tokens; failures are classified."""
         if settings.revocation_url is None:
             return
-        client = self._client(settings, auth)
-        async with self._guards.calling(origin_of(settings.revocation_url)):
+        async with self._guards.calling(origin_of(settings.revocation_url)), \
+                self._client(settings, auth) as client:  # fmt: skip
             try:
                 response = await client.revoke_token(
                     settings.revocation_url, token=token, token_type_hint=hint

@@ -29,6 +29,7 @@ REFUSED_URLS = [
     "https://[fd00:ec2::254]/token",
     "https://2130706433/token",  # decimal 127.0.0.1
     "https://0x7f000001/token",
+    "https://127.1/token",  # shorthand forms getaddrinfo reads as 127.0.0.1
     "https://localhost/token",  # a DNS name resolving to loopback
     "https://224.0.0.1/token",
 ]
