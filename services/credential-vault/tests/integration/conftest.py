@@ -92,6 +92,7 @@ async def snapshot(vault: Vault) -> dict[str, Any]:
         "credentials": await pool.fetch("SELECT * FROM credentials ORDER BY id"),
         "data_keys": await pool.fetch("SELECT * FROM data_keys ORDER BY org_id, version"),
         "usages": await pool.fetch("SELECT * FROM credential_usages ORDER BY 1, 2"),
+        "handoffs": await pool.fetch("SELECT * FROM revocation_handoffs ORDER BY credential_id"),
         "audit": await pool.fetchval("SELECT count(*) FROM audit_log WHERE outcome = 'ok'"),
         "outbox": await pool.fetchrow("SELECT last_value, is_called FROM outbox_id_seq"),
     }
