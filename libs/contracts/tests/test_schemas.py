@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,7 @@ from plugboard_contracts.export_schemas import (
     ASYNCAPI_FILE,
     DEFAULT_OUT_DIR,
     drift,
+    event_schema,
     main,
     render_schemas,
 )
@@ -62,18 +64,35 @@ def test_export_accepts_a_new_optional_field(tmp_path: Path) -> None:
     assert "expiresAt" in path.read_text()
 
 
-@pytest.mark.parametrize(
-    ("edit", "expected"),
-    [
-        (
-            lambda p: p["properties"].update(removedLater={"type": "string"}),
-            "removedLater: removed",
-        ),
-        (lambda p: p["properties"].update(name={"type": "integer"}), "/data/name: retyped"),
-        (lambda p: p["required"].remove("name"), "/data/name: became required"),
-    ],
-    ids=["removed", "retyped", "became-required"],
-)
+def _rename(payload: dict[str, Any], old: str, new: str) -> None:
+    """Publish ``new`` under the name ``old``: the models then rename ``old`` to ``new``."""
+    payload["properties"][old] = payload["properties"].pop(new)
+    payload["required"] = [old if name == new else name for name in payload["required"]]
+
+
+BREAKING = [
+    pytest.param(
+        lambda p: p["properties"].update(removedLater={"type": "string"}),
+        "removedLater: removed",
+        id="removed",
+    ),
+    pytest.param(
+        lambda p: _rename(p, "label", "name"),
+        "/data/label: removed; /data/name: added as required",
+        id="renamed",
+    ),
+    pytest.param(
+        lambda p: p["properties"].update(name={"type": "integer"}),
+        "/data/name: retyped",
+        id="retyped",
+    ),
+    pytest.param(
+        lambda p: p["required"].remove("name"), "/data/name: became required", id="became-required"
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "expected"), BREAKING)
 def test_export_refuses_breaking_changes(tmp_path: Path, edit: Any, expected: str) -> None:
     path = _published_with(tmp_path, edit)
     before = path.read_text()
@@ -82,6 +101,27 @@ def test_export_refuses_breaking_changes(tmp_path: Path, edit: Any, expected: st
     assert expected in problems[0].detail
     assert main([str(tmp_path)]) == 1
     assert path.read_text() == before, "a refused export writes nothing"
+
+
+@pytest.mark.parametrize(("edit", "expected"), BREAKING)
+def test_a_new_version_lets_a_breaking_change_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Any, expected: str
+) -> None:
+    """Raising ``TopicSpec.version`` publishes the change as ``<type>.v2.json`` beside the
+    old version, which stays as it was for the subscribers still reading it."""
+    path = _published_with(tmp_path, edit)
+    before = path.read_text()
+    spec = CATALOGUE["credential.created"]
+    monkeypatch.setitem(CATALOGUE, spec.type, replace(spec, version=2))
+    assert [(item.kind, item.name) for item in drift(tmp_path)] == [
+        ("missing", "credential.created.v2.json")
+    ]
+    assert main([str(tmp_path)]) == 0
+    assert path.read_text() == before, "the old version stays published"
+    assert expected in "; ".join(breaking_changes(json.loads(before), event_schema(spec)))
+    v2 = json.loads((tmp_path / "credential.created.v2.json").read_text())
+    assert v2["$id"].endswith("/credential.created.v2.json")
+    assert drift(tmp_path) == []
 
 
 def test_classifier_sees_nested_and_new_required_fields() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from plugboard_contracts.enums import (
@@ -20,10 +20,10 @@ from plugboard_contracts.enums import (
     GrantType,
     TokenEndpointAuthMethod,
 )
-from plugboard_contracts.payloads._base import VersionedPayload
+from plugboard_contracts.payloads._base import VersionedPayload, WireModel
 
 
-class OAuth2Settings(BaseModel):
+class OAuth2Settings(WireModel):  # like payloads: unknown fields ignored on read, refused on build
     """What the OAuth broker needs to run a grant and refresh its tokens; never a secret."""
 
     model_config = ConfigDict(
