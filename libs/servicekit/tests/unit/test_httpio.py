@@ -1,9 +1,9 @@
-"""The outbound HTTP path (``plugboard_servicekit.httpio``).
+"""The outbound HTTP path (``plugboard_servicekit.httpio``): httpx on aiohttp.
 
-Every service-to-service and provider call goes through httpx/httpcore, which runs
-``import sniffio`` for each lock it sets up. Without the package installed, each of
-those imports fails after searching all of ``sys.path``: about a fifth of the OAuth
-broker's CPU in a refresh storm. A pooled request must import nothing."""
+A pooled request imports nothing (a failing import per call once cost a fifth of the
+OAuth broker's CPU), a connection the server closed is not reused, and a failure
+says whether the request may have reached the server: ``ServiceClient`` repeats a
+POST only on ``ConnectError``/``ConnectTimeout``."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import importlib.abc
 import importlib.machinery
-import socket
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 import httpx
-from plugboard_servicekit.httpio import PooledTransport, socket_readable
+import pytest
+from plugboard_servicekit.httpio import PooledTransport
 
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
@@ -63,8 +63,8 @@ async def test_a_pooled_request_searches_for_no_module() -> None:
 
 
 async def test_a_connection_the_server_closed_is_not_reused() -> None:
-    """The pool's keep-alive check asks the kept socket: a peer that closed its end
-    reads as readable, so the next request opens a new connection instead of failing."""
+    """A peer that closed its end after answering: the next request opens a new
+    connection instead of failing on the dead one."""
     connections = 0
 
     async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -87,14 +87,47 @@ async def test_a_connection_the_server_closed_is_not_reused() -> None:
     assert connections == 3
 
 
-def test_socket_readable_follows_the_socket() -> None:
-    left, right = socket.socketpair()
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    async with httpx.AsyncClient(transport=PooledTransport()) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"http://127.0.0.1:{port}/", content=b"x")
+
+
+async def test_a_request_dropped_after_sending_is_not_a_connect_error() -> None:
+    """The server read the request and closed without answering: it may have acted
+    on it, so the error must not read as "never sent"."""
+    received: list[bytes] = []
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
     try:
-        assert socket_readable(left) is False
-        right.send(b"x")
-        assert socket_readable(left) is True
+        async with httpx.AsyncClient(transport=PooledTransport()) as client:
+            with pytest.raises(httpx.TransportError) as caught:
+                await client.post(f"http://127.0.0.1:{port}/", content=b"x")
     finally:
-        left.close()
-        right.close()
-    assert socket_readable(left) is True  # closed: treated as readable (end of stream)
-    assert socket_readable(None) is True
+        server.close()
+    assert received
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+async def test_a_silent_server_is_a_read_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(transport=PooledTransport(), timeout=0.2) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(f"http://127.0.0.1:{port}/")
+    finally:
+        server.close()

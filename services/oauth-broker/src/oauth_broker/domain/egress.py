@@ -23,12 +23,10 @@ import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 
 import httpx
-from aiohttp import ClientSession, TCPConnector
 from aiohttp.abc import AbstractResolver, ResolveResult
-from httpx_aiohttp import AiohttpTransport
+from plugboard_servicekit.httpio import PooledTransport
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -145,7 +143,7 @@ def is_ipv4_shorthand(host: str) -> bool:
     return ip_literal(host) is None
 
 
-PROVIDER_CONNECTIONS, PROVIDER_CONNECTIONS_PER_HOST = 256, 64
+PROVIDER_LIMITS = httpx.Limits(max_connections=256, keepalive_expiry=30)
 """The pool of one process; each token endpoint's own cap (``EndpointGuards``) is lower."""
 
 
@@ -175,15 +173,14 @@ class GuardedResolver(AbstractResolver):
         return None
 
 
-class EgressTransport(AiohttpTransport):
-    """httpx transport on aiohttp, enforcing the policy on every request and every
-    new connection. aiohttp's C parser costs a fifth of httpcore's CPU per call at
-    the concurrency of a refresh storm (httpcore's pool scans every connection for
-    every request). ``ssl_context`` carries a client certificate for mTLS providers."""
+class EgressTransport(PooledTransport):
+    """httpx transport enforcing the policy on every request and every new connection.
+
+    ``ssl_context`` carries a client certificate for mTLS providers."""
 
     def __init__(self, policy: EgressPolicy, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        context = ssl_context or default_tls_context()
-        super().__init__(verify=context, trust_env=False, client=lambda: _session(policy, context))
+        resolver = GuardedResolver(policy)
+        super().__init__(PROVIDER_LIMITS, resolver=resolver, ssl_context=ssl_context)
         self._policy = policy
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -195,23 +192,6 @@ class EgressTransport(AiohttpTransport):
         if literal and not is_public_address(literal) and not self._policy.allows(url.host, port):
             raise EgressRefusedError("the host resolves to a non-public address")
         return await super().handle_async_request(request)
-
-
-@cache
-def default_tls_context() -> ssl.SSLContext:
-    """One verifying context for the process: building one reads the CA bundle."""
-    return ssl.create_default_context()
-
-
-def _session(policy: EgressPolicy, context: ssl.SSLContext) -> ClientSession:
-    connector = TCPConnector(
-        resolver=GuardedResolver(policy),
-        ssl=context,
-        limit=PROVIDER_CONNECTIONS,
-        limit_per_host=PROVIDER_CONNECTIONS_PER_HOST,
-        keepalive_timeout=30,
-    )
-    return ClientSession(connector=connector, trust_env=False, auto_decompress=False)
 
 
 def egress_client(
