@@ -20,12 +20,15 @@ from functools import cache
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 SERVICE_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30)
 """16 connections keep a peer service busy (its own database pool is smaller); more
 concurrent calls queue in the pool."""
 
 _CHUNK = 64 * 1024
+_TRACER = trace.get_tracer("plugboard.http.client")
 
 
 @cache
@@ -102,6 +105,27 @@ class PooledTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The call, in a client span (OpenTelemetry's httpx instrumentor patches only
+        httpx's own transport) whose context goes out as ``traceparent``. The span
+        names the URL without its query, which may carry a code or a token."""
+        url = request.url
+        with _TRACER.start_as_current_span(f"{request.method}", kind=SpanKind.CLIENT) as span:
+            if span.is_recording():
+                span.set_attributes({
+                    "http.request.method": request.method, "server.address": url.host,
+                    "server.port": url.port or (443 if url.scheme == "https" else 80),
+                    "url.full": str(url.copy_with(query=None, fragment=None)),
+                })  # fmt: skip
+            if "traceparent" not in request.headers:
+                propagate.inject(request.headers)
+            response = await self._send(request)
+            if span.is_recording():
+                span.set_attribute("http.response.status_code", response.status_code)
+                if response.status_code >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         timeout = request.extensions.get("timeout", {})
         body = await request.aread()

@@ -17,7 +17,12 @@ from types import ModuleType
 
 import httpx
 import pytest
+from opentelemetry import context, trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from plugboard_servicekit.httpio import PooledTransport
+from plugboard_servicekit.telemetry import configure_tracing
 
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
@@ -131,3 +136,35 @@ async def test_a_silent_server_is_a_read_timeout() -> None:
                 await client.get(f"http://127.0.0.1:{port}/")
     finally:
         server.close()
+
+
+async def test_a_call_is_a_client_span_whose_context_goes_out_as_traceparent() -> None:
+    exporter = InMemorySpanExporter()
+    configure_tracing("demo", otlp_endpoint=None).add_span_processor(SimpleSpanProcessor(exporter))
+    sampled = SpanContext(0xAB << 120, 0xCD, is_remote=True, trace_flags=TraceFlags(1))
+    received: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(_RESPONSE)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(sampled)))
+    try:
+        async with httpx.AsyncClient(transport=PooledTransport()) as client:
+            await client.get(f"http://127.0.0.1:{port}/token?code=secret-code")
+    finally:
+        context.detach(token)
+        server.close()
+    (span,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert span.parent is not None
+    assert span.parent.span_id == 0xCD
+    assert span.attributes is not None
+    assert span.attributes["url.full"] == f"http://127.0.0.1:{port}/token"
+    assert span.attributes["http.response.status_code"] == 200
+    own = span.get_span_context()
+    assert own is not None
+    assert f"-{own.span_id:016x}-01".encode() in received[0]
