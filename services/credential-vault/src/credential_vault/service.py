@@ -228,7 +228,7 @@ class CredentialService:
         self, org_id: str, audit: Audit, items: list[TokenReplacement]
     ) -> list[Replaced]:
         """Many refreshes in one transaction (the broker's scheduler). Each item is its own
-        compare-and-set, refused alone (404, 412, 422) before it writes anything; rows
+        compare-and-set, refused alone (404, 409, 412, 422) before it writes anything; rows
         are locked in id order, so two batches cannot deadlock."""
         outcomes: list[Replaced] = []
         async with self._pool.acquire() as conn, conn.transaction():

@@ -177,7 +177,7 @@ class BatchReplaceIn(_In):
 
 
 class BatchReplacedItem(_Out):
-    """200 with the new version, or the status (404, 412, 422) the single call answers."""
+    """200 with the new version, or the status (404, 409, 412, 422) the single call answers."""
 
     id: UUID
     status: int
