@@ -57,7 +57,9 @@ async def vault_dependencies(runtime: Runtime[VaultSettings]) -> AsyncIterator[V
         pool=runtime.pool,
         keys=keys,
         envelope=envelope,
-        credentials=CredentialService(runtime.pool, envelope),
+        credentials=CredentialService(
+            runtime.pool, envelope, durable_reveal_audit=settings.reveal_audit_durable
+        ),
     )
 
 

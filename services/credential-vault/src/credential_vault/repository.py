@@ -259,6 +259,9 @@ async def lock_secret(conn: Connection, org_id: str, credential_id: UUID) -> Sec
 
 
 def _reveal_statement(where: str) -> str:
+    """Read and audit in one statement. ``$6`` is the audit row's commit mode: NULL keeps
+    the server's ``synchronous_commit``; ``'off'`` commits it without waiting for the WAL
+    flush, set for this statement's transaction only (``set_config(..., true)``)."""
     return f"""
 WITH c AS (
     SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,
@@ -267,7 +270,9 @@ WITH c AS (
     WHERE {where}
 ), a AS (
     INSERT INTO audit_log (org_id, actor, request_id, trace_id, action, credential_id, version)
-    SELECT org_id, $3, $4, $5, 'reveal', id, version FROM c
+    SELECT c.org_id, $3, $4, $5, 'reveal', c.id, c.version
+      FROM c, (SELECT set_config('synchronous_commit',
+                                 COALESCE($6, current_setting('synchronous_commit')), true)) m
 )
 SELECT * FROM c
 """
@@ -278,18 +283,24 @@ REVEAL_SECRETS = _reveal_statement(TENANT.replace("c.id = $2", "c.id = ANY($2::u
 """The batch reveal: the same read, one audit row per credential found."""
 
 
+def _commit_mode(durable_audit: bool) -> str | None:
+    return None if durable_audit else "off"
+
+
 async def reveal_secret(
-    conn: Executor, org_id: str, credential_id: UUID, audit: Audit
+    conn: Executor, org_id: str, credential_id: UUID, audit: Audit, *, durable_audit: bool
 ) -> SecretRow | None:
     """Read the secret and write its audit row in one statement (one round trip)."""
-    record = await conn.fetchrow(REVEAL_SECRET, org_id, credential_id, *audit.values())
+    mode = _commit_mode(durable_audit)
+    record = await conn.fetchrow(REVEAL_SECRET, org_id, credential_id, *audit.values(), mode)
     return None if record is None else SecretRow.of(record)
 
 
 async def reveal_secrets(
-    conn: Executor, org_id: str, credential_ids: list[UUID], audit: Audit
+    conn: Executor, org_id: str, credential_ids: list[UUID], audit: Audit, *, durable_audit: bool
 ) -> list[SecretRow]:
-    records = await conn.fetch(REVEAL_SECRETS, org_id, credential_ids, *audit.values())
+    mode = _commit_mode(durable_audit)
+    records = await conn.fetch(REVEAL_SECRETS, org_id, credential_ids, *audit.values(), mode)
     return [SecretRow.of(record) for record in records]
 
 

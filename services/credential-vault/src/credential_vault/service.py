@@ -140,8 +140,11 @@ def check_provider_app(credential_type: CredentialType, provider_app_id: UUID | 
 class CredentialService:
     """Create, read, patch, delete, reveal and token replacement for one org's caller."""
 
-    def __init__(self, pool: asyncpg.Pool, envelope: Envelope) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, envelope: Envelope, *, durable_reveal_audit: bool
+    ) -> None:
         self._pool = pool
+        self._durable_reveal_audit = durable_reveal_audit
         self._envelope = envelope
 
     async def create(self, org_id: str, audit: Audit, new: NewCredential) -> CredentialView:
@@ -276,7 +279,10 @@ class CredentialService:
         self, org_id: str, audit: Audit, credential_id: UUID
     ) -> tuple[CredentialRow, bytes]:
         """The plaintext data (canonical JSON); the audit row is written by the same query."""
-        secret = await repo.reveal_secret(self._pool, org_id, credential_id, audit)
+        durable = self._durable_reveal_audit
+        secret = await repo.reveal_secret(
+            self._pool, org_id, credential_id, audit, durable_audit=durable
+        )
         if secret is None:
             raise errors.not_found()
         return secret.row, open_secret(self._envelope, secret)
@@ -285,7 +291,10 @@ class CredentialService:
         self, org_id: str, audit: Audit, credential_ids: list[UUID]
     ) -> list[tuple[CredentialRow, bytes]]:
         """The ones found of this org (others are simply absent), in one statement."""
-        secrets = await repo.reveal_secrets(self._pool, org_id, credential_ids, audit)
+        durable = self._durable_reveal_audit
+        secrets = await repo.reveal_secrets(
+            self._pool, org_id, credential_ids, audit, durable_audit=durable
+        )
         return [(secret.row, open_secret(self._envelope, secret)) for secret in secrets]
 
     async def record_attempt(

@@ -272,7 +272,7 @@ async def test_reads_name_a_forked_ring_instead_of_failing_authentication(
     async with pool.acquire() as conn, conn.transaction():
         locked = await repo.lock_secret(conn, "org-a", cid)
         stale = await keys_repo.stale_secrets(conn, 2, 10)
-    revealed = await repo.reveal_secret(pool, "org-a", cid, repo.Audit("test"))
+    revealed = await repo.reveal_secret(pool, "org-a", cid, repo.Audit("test"), durable_audit=True)
     assert locked is not None
     assert revealed is not None
     assert len(stale) == 1
