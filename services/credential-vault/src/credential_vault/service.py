@@ -260,13 +260,20 @@ class CredentialService:
             await outbox.add(conn, deleted_event(row))
 
     async def take_revocation(
-        self, org_id: str, audit: Audit, credential_id: UUID, window_seconds: float
+        self,
+        org_id: str,
+        audit: Audit,
+        credential_id: UUID,
+        window_seconds: float,
+        *,
+        key: str | None = None,
     ) -> dict[str, Any]:
-        """The tokens of a deleted oauth2-token credential, once (the broker revokes
-        them at the provider). The take and its audit row are one statement; if the
-        data cannot be opened the transaction rolls back and the hand-off stays."""
+        """The tokens of a deleted oauth2-token credential, once, or once per ``key``
+        with that key's retries (the broker revokes them at the provider). The take
+        and its audit row are one statement; if the data cannot be opened the
+        transaction rolls back and the hand-off stays."""
         async with self._pool.acquire() as conn, conn.transaction():
-            handoff = await take_handoff(conn, org_id, credential_id, window_seconds, audit)
+            handoff = await take_handoff(conn, org_id, credential_id, window_seconds, audit, key)
             if handoff is None:
                 raise errors.not_found()
             plaintext = open_sealed_for(

@@ -180,3 +180,49 @@ async def test_rewrap_keeps_the_data_key_a_hand_off_needs(
     assert [key["org_id"] for key in keys] == ["org-a"]
     taken = await vault.client.post(take_url(cid), headers=vault.headers())
     assert (taken.status_code, taken.json()) == (200, TOKENS)
+
+
+def keyed(vault: Vault, key: str) -> dict[str, str]:
+    return vault.headers() | {"Idempotency-Key": key}
+
+
+async def test_a_keyed_take_answers_its_retries_and_nobody_else(vault: Vault) -> None:
+    """The broker's retry after a lost answer gets the tokens again; another key or a
+    keyless take does not; after the retake window the purge destroys the row."""
+    cid = await deleted_token(vault)
+    first = await vault.client.post(take_url(cid), headers=keyed(vault, "revoke-1"))
+    retry = await vault.client.post(take_url(cid), headers=keyed(vault, "revoke-1"))
+    other = await vault.client.post(take_url(cid), headers=keyed(vault, "revoke-2"))
+    keyless = await vault.client.post(take_url(cid), headers=vault.headers())
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert first.json() == retry.json() == TOKENS
+    assert (other.status_code, keyless.status_code) == (404, 404)
+    assert await handoffs(vault, cid) == 1  # kept for the retake window
+    await vault.pool.execute(
+        "UPDATE revocation_handoffs SET taken_at = now() - interval '61 seconds'"
+        " WHERE credential_id = $1::uuid",
+        cid,
+    )
+    late = await vault.client.post(take_url(cid), headers=keyed(vault, "revoke-1"))
+    assert late.status_code == 404
+    assert await purge_once(vault.pool, vault.settings.revocation_handoff_seconds) >= 1
+    assert await handoffs(vault, cid) == 0
+    outcomes = await vault.pool.fetch(
+        "SELECT outcome FROM audit_log WHERE action = 'take_revocation'"
+        " AND credential_id = $1::uuid ORDER BY id",
+        cid,
+    )
+    assert [r["outcome"] for r in outcomes] == ["ok", "ok", "not_found", "not_found", "not_found"]
+
+
+@pytest.mark.parametrize("key", [b"", b"a" * 256, b"with space", b"tab\tkey", "é".encode()])
+async def test_a_malformed_idempotency_key_is_422_and_takes_nothing(
+    vault: Vault, key: bytes
+) -> None:
+    cid = await deleted_token(vault)
+    headers = [(k.encode(), v.encode()) for k, v in vault.headers().items()]
+    headers.append((b"Idempotency-Key", key))
+    response = await vault.client.post(take_url(cid), headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    assert await handoffs(vault, cid) == 1

@@ -6,8 +6,10 @@ keeps an ``oauth2-token``'s sealed data as a single-use revocation hand-off (for
 returns at once; this task takes the hand-off (``:take-revocation``) only when the
 config has a revocation URL, then revokes the refresh token (which ends the whole
 grant at most providers) and the access token. Transient failures (the vault or the
-provider failing, throttling, timeouts) are retried a few times with backoff; the
-tokens stay in this task's memory, since the hand-off cannot be taken twice.
+provider failing, throttling, timeouts) are retried a few times with backoff. The
+take carries an ``Idempotency-Key`` of this revocation, so a take whose answer was
+lost is repeated and answered again (for 60 s); the tokens then stay in this task's
+memory for the provider calls.
 Permanent failures are logged (ids and error codes only, never a token).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.errors import DomainError, NotFound
@@ -95,8 +97,9 @@ class Revoker:
             if settings.revocation_url is None:
                 log.info("revocation_skipped", credential_id=cid, reason="no_revocation_url")
                 return False
+            take_key = f"revoke-{uuid4()}"  # one per revocation: its retries reuse it
             tokens = await self._retrying(
-                cid, lambda: self._vault.take_revocation(org, credential_id)
+                cid, lambda: self._vault.take_revocation(org, credential_id, take_key)
             )
             named = await self._named_client(cid, org, grant_type, source)
             auth = await self._retrying(

@@ -130,16 +130,19 @@ class VaultClient:
         own compare-and-set, so a replay after success answers 412, never a second write."""
         return await self._writes.replace(org, credential_id, expected_version, tokens)
 
-    async def take_revocation(self, org: str, credential_id: UUID) -> RevocationTokens:
-        """The tokens of a deleted oauth2-token credential, once: the vault deletes its
-        hand-off as it answers. NotFound (mapped by ServiceClient) when there is none
-        (taken already, purged, another org's). Not idempotent, so only connect
-        failures are retried."""
+    async def take_revocation(self, org: str, credential_id: UUID, key: str) -> RevocationTokens:
+        """The tokens of a deleted oauth2-token credential, once per ``key``: the vault
+        marks its hand-off taken under the key, and a repeat with the same key within
+        60 s answers again, so the call is retried like an idempotent one (an answer
+        lost to a timeout is not lost tokens). NotFound (mapped by ServiceClient) when
+        there is none (taken under another key, purged, another org's)."""
         response = await self._client.request(
             "POST",
             f"/v1/credentials/{credential_id}:take-revocation",
             org=org,
             scopes=["credentials:revoke"],
+            headers={"Idempotency-Key": key},
+            idempotent=True,
         )
         body = response.json()
         return RevocationTokens(body.get("accessToken"), body.get("refreshToken"),

@@ -13,6 +13,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from broker_helpers import Broker, headers, new_org, seed_config
+from broker_proxy import losing_proxy
 from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
 from oauth_broker import repository as repo
 from oauth_broker.app import SPEC
@@ -227,6 +228,32 @@ async def test_a_deleted_credential_is_revoked_at_the_provider_once(
     logs = capfd.readouterr().out + vault_process.log("credential-vault")
     for secret in (gone.refresh, gone.access):
         Canary(secret).assert_absent(logs=logs, events=[gone.event], bodies=[gone.imported, again])
+
+
+async def test_a_take_whose_answer_was_lost_is_repeated_and_still_revokes(
+    broker_settings: Any,
+    start_broker: Any,
+    vault_process: ServiceProcesses,
+    jwt_keys: tuple[str, str],
+    kafka_bootstrap: str,
+) -> None:
+    """The vault hands the tokens over but the answer never reaches the broker: the
+    take's Idempotency-Key lets the retry get them again, and both tokens are revoked."""
+    org = new_org()
+    vault_url = vault_process.url("credential-vault")
+    spec = dataclasses.replace(SPEC, background=())
+    async with (
+        losing_proxy(vault_url, b":take-revocation") as proxy,
+        serve_rotating(RotatingEndpoint()) as endpoint,
+        service_client(spec, broker_settings(vault_url=proxy.url), name="oauth-broker") as revoking,
+    ):  # fmt: skip
+        await wait_until(lambda: revoking.runtime.messaging.status == "running", 60)
+        gone = await import_then_delete(revoking, start_broker, endpoint, vault_url, jwt_keys,
+                                        kafka_bootstrap, org)  # fmt: skip
+        await wait_until(lambda: len(endpoint.revoked) >= 2, 30, message="no revocation")
+    assert proxy.lost == 1
+    assert [(token, hint) for token, hint, _ in endpoint.revoked] == [
+        (gone.refresh, "refresh_token"), (gone.access, "access_token")]  # fmt: skip
 
 
 async def test_transient_provider_failures_are_retried_in_the_background(

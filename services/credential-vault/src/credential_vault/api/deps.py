@@ -30,6 +30,29 @@ _VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,9})"?')
 and at most nine of them, so ``int`` can neither fail nor be fed 5,000 digits."""
 
 
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+"""Visible ASCII, 1-255 characters: the key is stored, so it is bounded and printable."""
+
+IDEMPOTENCY_KEY_HEADER = {"parameters": [{
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    "description": "Repeats of a take with the same key within 60 s answer the same tokens.",
+}]}  # fmt: skip
+"""``Idempotency-Key`` is read in the route, so the document names it here."""
+
+
+def idempotency_key(call: Call[VaultDeps]) -> str | None:
+    """The ``Idempotency-Key`` header; 422 naming it when it is not a printable token."""
+    value = call.request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    if _IDEMPOTENCY_KEY.fullmatch(value) is None:
+        raise errors.invalid_field(
+            "header.Idempotency-Key", "must be 1-255 visible ASCII characters"
+        )
+    return value
+
+
 def parse_id(raw: str) -> UUID:
     """Anything that is not a UUID cannot name a credential: 404, like a foreign id."""
     try:

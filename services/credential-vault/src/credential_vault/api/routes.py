@@ -29,12 +29,14 @@ from pydantic import ValidationError
 
 from credential_vault.api.audit import AuditedRoute
 from credential_vault.api.deps import (
+    IDEMPOTENCY_KEY_HEADER,
     ReadCall,
     RefreshCall,
     RevealCall,
     RevokeCall,
     WriteCall,
     audit_of,
+    idempotency_key,
     if_match,
     parse_id,
     required_if_match,
@@ -128,14 +130,22 @@ async def replace_token(
     return _single(view, response)
 
 
-@router.post("/{credential_id}:take-revocation", response_model=RevocationOut)
+@router.post(
+    "/{credential_id}:take-revocation",
+    response_model=RevocationOut,
+    openapi_extra=IDEMPOTENCY_KEY_HEADER,
+)
 async def take_revocation(credential_id: str, call: RevokeCall) -> Response:
     """For the OAuth broker: the tokens of a deleted oauth2-token credential, to revoke
     at the provider (RFC 7009). Single use: the hand-off is deleted as it is answered
-    (404 after that, after ``VAULT_REVOCATION_HANDOFF_SECONDS``, or for another org)."""
-    cid, deps = parse_id(credential_id), call.deps
+    (404 after that, after ``VAULT_REVOCATION_HANDOFF_SECONDS``, or for another org).
+    With an ``Idempotency-Key`` it is kept, marked taken, and a repeat with the same key
+    within 60 s answers the same tokens (a retry after a lost answer); any other take
+    is 404."""
+    cid, deps, key = parse_id(credential_id), call.deps, idempotency_key(call)
     window = deps.settings.revocation_handoff_seconds
-    tokens = await deps.credentials.take_revocation(call.caller.org, audit_of(call), cid, window)
+    audit = audit_of(call)
+    tokens = await deps.credentials.take_revocation(call.caller.org, audit, cid, window, key=key)
     body = RevocationOut.model_validate(tokens)
     return Response(body.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
