@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -326,13 +327,24 @@ async def drop_unused_data_keys(conn: Connection, below_kek: int) -> int:
 
 COUNT_BELOW = """
 SELECT (SELECT count(*) FROM credentials WHERE kek_version < $1),
-       (SELECT count(*) FROM data_keys WHERE kek_version < $1)
+       (SELECT count(*) FROM data_keys WHERE kek_version < $1),
+       (SELECT count(*) FROM data_keys d WHERE d.kek_version < $1 AND EXISTS (
+            SELECT 1 FROM revocation_handoffs h
+             WHERE h.org_id = d.org_id AND h.dek_version = d.version))
 """
 
 
-async def count_below(conn: Executor, kek_version: int) -> tuple[int, int]:
-    """(credentials, data keys) still under a KEK older than ``kek_version``."""
+class Below(NamedTuple):
+    """What is still under a KEK older than a version: credentials, data keys, and
+    those of the data keys a revocation hand-off still needs (rewrap keeps them)."""
+
+    credentials: int
+    data_keys: int
+    held_by_handoffs: int
+
+
+async def count_below(conn: Executor, kek_version: int) -> Below:
     args = (kek_version,)
     record = await conn.fetchrow(COUNT_BELOW, *args)
     assert record is not None
-    return int(record[0]), int(record[1])
+    return Below(int(record[0]), int(record[1]), int(record[2]))

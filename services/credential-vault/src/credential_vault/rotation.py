@@ -114,8 +114,7 @@ async def rotate_key(
 
 async def pending_rewrap(pool: asyncpg.Pool, envelope: Envelope) -> int:
     """Credentials still sealed under a KEK older than the active one."""
-    credentials, _ = await keys_repo.count_below(pool, envelope.ring.active)
-    return credentials
+    return (await keys_repo.count_below(pool, envelope.ring.active)).credentials
 
 
 async def rewrap_batch(pool: asyncpg.Pool, envelope: Envelope, batch_size: int) -> int:
@@ -185,10 +184,25 @@ async def set_min_version(
             await keys_repo.raise_fence(conn, version)
             await check_against_database(conn, ring, window)
             await refuse_lagging(conn, ring, version, window, "set-min-version")
-            credentials, data_keys = await keys_repo.count_below(conn, version)
-            if credentials or data_keys:
-                raise RotationRefusedError(
-                    f"{credentials} credential(s) and {data_keys} data key(s) still use key "
-                    f"versions below {version}; run rewrap first"
-                )
+            below = await keys_repo.count_below(conn, version)
+            if below.credentials or below.data_keys:
+                raise RotationRefusedError(_still_below(below, version))
             save_keyring(path, raised)
+
+
+def _still_below(below: keys_repo.Below, version: int) -> str:
+    """Why set-min-version is refused, and what to do: rewrap, or wait for hand-offs."""
+    message = (
+        f"{below.credentials} credential(s) and {below.data_keys} data key(s) still use key "
+        f"versions below {version}"
+    )
+    held = below.held_by_handoffs
+    if held:
+        message += (
+            f"; {held} of the data keys are kept for revocation hand-offs of deleted "
+            "credentials, taken by the OAuth broker or purged within "
+            "VAULT_REVOCATION_HANDOFF_SECONDS"
+        )
+    if below.credentials or below.data_keys > held:
+        return f"{message}; run rewrap first"
+    return f"{message}; retry once they are gone, after a rewrap to drop their data keys"

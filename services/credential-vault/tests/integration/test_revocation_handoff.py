@@ -165,7 +165,8 @@ async def test_rewrap_keeps_the_data_key_a_hand_off_needs(
     vault: Vault, keyring_file: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """org-a's only data key is used by a hand-off alone: rewrap drops org-b's unused
-    key and keeps org-a's, and the hand-off still opens."""
+    key and keeps org-a's, set-min-version says the hand-off holds it (not "run
+    rewrap"), the hand-off still opens, and once it is taken the fence can rise."""
     monkeypatch.setenv("DATABASE_URL", postgres_dsn)
     options = ["--keyring-file", str(keyring_file), "--schema", vault.schema]
     cid = await deleted_token(vault)
@@ -178,8 +179,15 @@ async def test_rewrap_keeps_the_data_key_a_hand_off_needs(
     assert "dropped 1" in " ".join(result.output.split())
     keys = await vault.pool.fetch("SELECT org_id FROM data_keys WHERE kek_version = 1")
     assert [key["org_id"] for key in keys] == ["org-a"]
+    refused = await run_cli("set-min-version", "2", *options)
+    assert refused.exit_code == 1
+    said = " ".join(refused.output.split())
+    assert "1 of the data keys are kept for revocation hand-offs" in said
+    assert "run rewrap first" not in said
     taken = await vault.client.post(take_url(cid), headers=vault.headers())
     assert (taken.status_code, taken.json()) == (200, TOKENS)
+    assert (await run_cli("rewrap", *options)).exit_code == 0  # drops the freed data key
+    assert (await run_cli("set-min-version", "2", *options)).exit_code == 0
 
 
 def keyed(vault: Vault, key: str) -> dict[str, str]:
