@@ -12,6 +12,7 @@ repeat even a POST on it. ``_as_httpx_error`` keeps that distinction.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from functools import cache
 
 import aiohttp
 import httpx
+import yarl
 from aiohttp.abc import AbstractResolver
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -28,6 +30,7 @@ SERVICE_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, 
 concurrent calls queue in the pool."""
 
 _CHUNK = 64 * 1024
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 _TRACER = trace.get_tracer("plugboard.http.client")
 
 
@@ -91,6 +94,19 @@ class PooledTransport(httpx.AsyncBaseTransport):
         self._resolver = resolver
         self._ssl = ssl_context or default_tls_context()
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def _current_session(self) -> aiohttp.ClientSession:
+        """The session of the running loop: one opened on another (now gone) loop is
+        replaced, since aiohttp binds a session to the loop it was made in."""
+        if self._closed:
+            raise httpx.ConnectError("the transport is closed")
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop:
+            self._loop = loop
+            return self._open()
+        return self._session
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -99,8 +115,13 @@ class PooledTransport(httpx.AsyncBaseTransport):
             resolver=self._resolver,
             ssl=self._ssl,
         )
+        # No cookie jar: one transport serves every client (and, for the broker, every
+        # tenant); httpx keeps each client's own cookies.
         self._session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, auto_decompress=False
+            connector=connector,
+            trust_env=False,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self._session
 
@@ -116,8 +137,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     "server.port": url.port or (443 if url.scheme == "https" else 80),
                     "url.full": str(url.copy_with(query=None, fragment=None)),
                 })  # fmt: skip
-            if "traceparent" not in request.headers:
-                propagate.inject(request.headers)
+            propagate.inject(request.headers)  # this attempt's span is the parent downstream
             response = await self._send(request)
             if span.is_recording():
                 span.set_attribute("http.response.status_code", response.status_code)
@@ -126,14 +146,16 @@ class PooledTransport(httpx.AsyncBaseTransport):
             return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        session = self._session or self._open()
+        session = self._current_session()
         timeout = request.extensions.get("timeout", {})
         body = await request.aread()
+        # The body is sent whole: aiohttp frames it (Content-Length), never both framings.
+        headers = [(k, v) for k, v in request.headers.multi_items() if k not in _FRAMING]
         with _httpx_errors():
             response = await session.request(
                 request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
+                yarl.URL(str(request.url), encoded=True),  # as httpx encoded it, byte for byte
+                headers=headers,
                 data=body or None,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
@@ -150,6 +172,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await session.close()

@@ -12,7 +12,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
 
 import httpx
@@ -168,3 +168,79 @@ async def test_a_call_is_a_client_span_whose_context_goes_out_as_traceparent() -
     own = span.get_span_context()
     assert own is not None
     assert f"-{own.span_id:016x}-01".encode() in received[0]
+
+
+class _Recorder:
+    """Answers 200 and keeps each request's head and body; the first answer sets a cookie."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[bytes, bytes]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                body = await self._body(reader, head)
+                self.requests.append((head, body))
+                cookie = b"Set-Cookie: sess=tenant-a\r\n" if len(self.requests) == 1 else b""
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + cookie + b"\r\nok")
+                await writer.drain()
+        writer.close()
+
+    @staticmethod
+    async def _body(reader: asyncio.StreamReader, head: bytes) -> bytes:
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                return await reader.readexactly(int(line.split(b":")[1]))
+        return b""
+
+
+@contextlib.asynccontextmanager
+async def _recording() -> AsyncIterator[tuple[_Recorder, str]]:
+    recorder = _Recorder()
+    server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
+    try:
+        yield recorder, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def test_cookies_never_cross_from_one_client_to_another() -> None:
+    """One transport serves every client (the broker's: every tenant)."""
+    transport = PooledTransport()
+    async with _recording() as (recorder, url):
+        for tenant in ("a", "b"):  # a client per call, as the broker's authlib clients
+            await httpx.AsyncClient(transport=transport).get(f"{url}/token?tenant={tenant}")
+        await transport.aclose()
+    assert b"sess=" not in recorder.requests[1][0].lower()
+
+
+async def test_a_streamed_body_goes_with_one_framing_and_the_url_as_encoded() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"grant_type=refresh_token"
+        yield b"&refresh_token=r"
+
+    async with _recording() as (recorder, url), httpx.AsyncClient(transport=PooledTransport()) as c:
+        await c.post(f"{url}/token?sig=ab%2Fcd%7E", content=chunks())
+    head, body = recorder.requests[0]
+    assert head.startswith(b"POST /token?sig=ab%2Fcd%7E HTTP/1.1")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"grant_type=refresh_token&refresh_token=r"
+
+
+async def test_a_closed_transport_refuses_as_never_sent() -> None:
+    transport = PooledTransport()
+    await transport.aclose()
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://127.0.0.1:9/")
+
+
+def test_one_transport_serves_successive_event_loops() -> None:
+    """A session is bound to its loop; the transport opens a new one for a new loop."""
+    transport = PooledTransport()
+
+    async def call() -> int:
+        async with _recording() as (_, url):
+            return (await httpx.AsyncClient(transport=transport).get(url)).status_code
+
+    assert [asyncio.run(call()), asyncio.run(call())] == [200, 200]
