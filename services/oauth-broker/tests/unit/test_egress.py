@@ -43,7 +43,13 @@ async def test_internal_destinations_are_refused(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://example.com/token", "ftp://example.com/x", "https://u:p@example.com/"]
+    "url",
+    [
+        "http://example.com/token",
+        "ftp://example.com/x",
+        "https://u:p@example.com/",
+        "https://xn--a.example/token",  # not a valid IDNA label
+    ],
 )
 def test_scheme_and_userinfo_rules(url: str) -> None:
     with pytest.raises(EgressRefusedError):
@@ -69,6 +75,8 @@ def test_refusal_is_permanent() -> None:
         "::ffff:10.0.0.1",
         "2002:7f00:1::1",
         "255.255.255.255",
+        "168.63.129.16",
+        "fec0::1",
     ],
 )
 def test_non_public_addresses(address: str) -> None:

@@ -38,6 +38,7 @@ _BLOCKED_NETWORKS = tuple(
         "100.64.0.0/10",  # CGNAT
         "127.0.0.0/8",
         "169.254.0.0/16",  # link-local, cloud metadata 169.254.169.254
+        "168.63.129.16/32",  # Azure's host service (WireServer)
         "172.16.0.0/12",
         "192.0.0.0/24",
         "192.168.0.0/16",
@@ -49,6 +50,7 @@ _BLOCKED_NETWORKS = tuple(
         "64:ff9b::/96",  # NAT64 can reach IPv4 private space
         "fc00::/7",  # unique local, incl. AWS metadata fd00:ec2::254
         "fe80::/10",
+        "fec0::/10",  # deprecated site-local, still routed on some networks
         "ff00::/8",
     )
 )
@@ -102,12 +104,13 @@ class EgressPolicy:
         """Refuse a URL before any network work: https only unless allow-listed."""
         try:
             parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
+            host = parsed.host  # decodes an xn-- label: a bad one raises (IDNAError)
+        except (httpx.InvalidURL, TypeError, ValueError):
             raise EgressRefusedError("not a valid URL") from None
-        if parsed.scheme not in ("https", "http") or not parsed.host:
+        if parsed.scheme not in ("https", "http") or not host:
             raise EgressRefusedError("only https URLs are allowed")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        if parsed.scheme != "https" and not self.allows(parsed.host, port):
+        if parsed.scheme != "https" and not self.allows(host, port):
             raise EgressRefusedError("only https URLs are allowed")
         if parsed.userinfo:
             raise EgressRefusedError("URLs with credentials are not allowed")
