@@ -17,8 +17,10 @@ import asyncpg
 from credential_vault.crypto import Sealed, WrappedDataKey
 from credential_vault.repository import Audit, Executor
 
-RETAKE_SECONDS = 60.0
-"""How long a take under an idempotency key can be repeated with the same key."""
+RETAKE_SECONDS = 300.0
+"""How long a take under an idempotency key can be repeated with the same key: longer
+than the broker's worst case of retrying a take (4 tries, each up to 3 calls with 5 s
+timeouts, backoff and ``Retry-After`` up to 30 s: about 150 s)."""
 
 
 def _take_statement(take: str) -> str:

@@ -290,7 +290,9 @@ def _commit_mode(durable_audit: bool) -> str | None:
 async def reveal_secret(
     conn: Executor, org_id: str, credential_id: UUID, audit: Audit, *, durable_audit: bool
 ) -> SecretRow | None:
-    """Read the secret and write its audit row in one statement (one round trip)."""
+    """Read the secret and write its audit row in one statement (one round trip).
+    Run it on the pool, in its own transaction: inside an explicit one, a non-durable
+    audit would make that whole transaction's commit asynchronous."""
     mode = _commit_mode(durable_audit)
     record = await conn.fetchrow(REVEAL_SECRET, org_id, credential_id, *audit.values(), mode)
     return None if record is None else SecretRow.of(record)

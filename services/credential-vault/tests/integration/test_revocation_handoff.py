@@ -207,7 +207,7 @@ async def test_a_keyed_take_answers_its_retries_and_nobody_else(vault: Vault) ->
     assert (other.status_code, keyless.status_code) == (404, 404)
     assert await handoffs(vault, cid) == 1  # kept for the retake window
     await vault.pool.execute(
-        "UPDATE revocation_handoffs SET taken_at = now() - interval '61 seconds'"
+        "UPDATE revocation_handoffs SET taken_at = now() - interval '301 seconds'"
         " WHERE credential_id = $1::uuid",
         cid,
     )

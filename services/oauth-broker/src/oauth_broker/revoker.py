@@ -8,7 +8,7 @@ config has a revocation URL, then revokes the refresh token (which ends the whol
 grant at most providers) and the access token. Transient failures (the vault or the
 provider failing, throttling, timeouts) are retried a few times with backoff. The
 take carries an ``Idempotency-Key`` of this revocation, so a take whose answer was
-lost is repeated and answered again (for 60 s); the tokens then stay in this task's
+lost is repeated and answered again (for 300 s); the tokens then stay in this task's
 memory for the provider calls.
 Permanent failures are logged (ids and error codes only, never a token).
 """

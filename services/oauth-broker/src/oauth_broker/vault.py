@@ -133,7 +133,7 @@ class VaultClient:
     async def take_revocation(self, org: str, credential_id: UUID, key: str) -> RevocationTokens:
         """The tokens of a deleted oauth2-token credential, once per ``key``: the vault
         marks its hand-off taken under the key, and a repeat with the same key within
-        60 s answers again, so the call is retried like an idempotent one (an answer
+        300 s answers again, so the call is retried like an idempotent one (an answer
         lost to a timeout is not lost tokens). NotFound (mapped by ServiceClient) when
         there is none (taken under another key, purged, another org's)."""
         response = await self._client.request(

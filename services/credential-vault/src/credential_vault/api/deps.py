@@ -36,7 +36,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 IDEMPOTENCY_KEY_HEADER = {"parameters": [{
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-    "description": "Repeats of a take with the same key within 60 s answer the same tokens.",
+    "description": "Repeats of a take with the same key within 300 s answer the same tokens.",
 }]}  # fmt: skip
 """``Idempotency-Key`` is read in the route, so the document names it here."""
 

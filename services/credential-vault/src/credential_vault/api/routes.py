@@ -140,7 +140,7 @@ async def take_revocation(credential_id: str, call: RevokeCall) -> Response:
     at the provider (RFC 7009). Single use: the hand-off is deleted as it is answered
     (404 after that, after ``VAULT_REVOCATION_HANDOFF_SECONDS``, or for another org).
     With an ``Idempotency-Key`` it is kept, marked taken, and a repeat with the same key
-    within 60 s answers the same tokens (a retry after a lost answer); any other take
+    within 300 s answers the same tokens (a retry after a lost answer); any other take
     is 404."""
     cid, deps, key = parse_id(credential_id), call.deps, idempotency_key(call)
     window = deps.settings.revocation_handoff_seconds
