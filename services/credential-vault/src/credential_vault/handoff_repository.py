@@ -14,8 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
-from credential_vault.crypto import Sealed, WrappedDataKey
-from credential_vault.repository import Audit, Executor
+from credential_vault.repository import Audit, Executor, data_key_of, sealed_of
 
 RETAKE_SECONDS = 300.0
 """How long a take under an idempotency key can be repeated with the same key: longer
@@ -63,14 +62,8 @@ class Handoff:
         self.org_id: str = record["org_id"]
         self.credential_id: UUID = record["credential_id"]
         self.version: int = record["version"]
-        self.sealed = Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
-        self.data_key = WrappedDataKey(
-            record["org_id"],
-            record["dek_version"],
-            record["dek_kek_version"],
-            record["wrapped"],
-            record["dek_kek_check"],
-        )
+        self.sealed = sealed_of(record)
+        self.data_key = data_key_of(record)
 
     def __repr__(self) -> str:
         return f"Handoff({self.credential_id}, v{self.version})"

@@ -64,6 +64,22 @@ TENANT = "c.org_id = $1 AND c.id = $2 AND (c.expires_at IS NULL OR c.expires_at 
 """The tenant predicate: this org's credential, and only while it has not expired."""
 
 
+def sealed_of(record: asyncpg.Record) -> Sealed:
+    """The ciphertext columns (``dek_version``, ``kek_version``, ``ciphertext``)."""
+    return Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
+
+
+def data_key_of(record: asyncpg.Record) -> WrappedDataKey:
+    """The joined data key's columns (``wrapped``, ``dek_kek_version``, ``dek_kek_check``)."""
+    return WrappedDataKey(
+        record["org_id"],
+        record["dek_version"],
+        record["dek_kek_version"],
+        record["wrapped"],
+        record["dek_kek_check"],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SecretRow:
     """A credential with its ciphertext and the wrapped data key needed to open it."""
@@ -75,19 +91,11 @@ class SecretRow:
     @classmethod
     def of(cls, record: asyncpg.Record) -> SecretRow:
         """From one joined record (``REVEAL_SECRET``'s columns)."""
-        data_key = WrappedDataKey(
-            record["org_id"],
-            record["dek_version"],
-            record["dek_kek_version"],
-            record["wrapped"],
-            record["dek_kek_check"],
-        )
-        return cls.with_key(record, data_key)
+        return cls.with_key(record, data_key_of(record))
 
     @classmethod
     def with_key(cls, record: asyncpg.Record, data_key: WrappedDataKey) -> SecretRow:
-        sealed = Sealed(record["dek_version"], record["kek_version"], record["ciphertext"])
-        return cls(CredentialRow.of(record), sealed, data_key)
+        return cls(CredentialRow.of(record), sealed_of(record), data_key)
 
 
 @dataclass(frozen=True, slots=True)
