@@ -34,6 +34,11 @@ _FRAMING = frozenset({"content-length", "transfer-encoding"})
 _TRACER = trace.get_tracer("plugboard.http.client")
 
 
+def port_of(url: httpx.URL) -> int:
+    """The URL's port, or its scheme's default (443 for https, else 80)."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
 @cache
 def default_tls_context() -> ssl.SSLContext:
     """One verifying context per process: building one reads the CA bundle."""
@@ -134,7 +139,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             if span.is_recording():
                 span.set_attributes({
                     "http.request.method": request.method, "server.address": url.host,
-                    "server.port": url.port or (443 if url.scheme == "https" else 80),
+                    "server.port": port_of(url),
                     "url.full": str(url.copy_with(query=None, fragment=None)),
                 })  # fmt: skip
             propagate.inject(request.headers)  # this attempt's span is the parent downstream

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
-from plugboard_servicekit.httpio import PooledTransport
+from plugboard_servicekit.httpio import PooledTransport, port_of
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -109,12 +109,17 @@ class EgressPolicy:
             raise EgressRefusedError("not a valid URL") from None
         if parsed.scheme not in ("https", "http") or not host:
             raise EgressRefusedError("only https URLs are allowed")
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        if parsed.scheme != "https" and not self.allows(host, port):
+        if parsed.scheme != "https" and not self.allows(host, port_of(parsed)):
             raise EgressRefusedError("only https URLs are allowed")
         if parsed.userinfo:
             raise EgressRefusedError("URLs with credentials are not allowed")
         return parsed
+
+    def check_addresses(self, host: str, port: int, addresses: list[IpAddress]) -> None:
+        """Refuse a host unless every address it has is public (or it is allow-listed)."""
+        vetted = addresses and all(is_public_address(a) for a in addresses)
+        if not vetted and not self.allows(host, port):
+            raise EgressRefusedError("the host resolves to a non-public address")
 
 
 async def resolve(host: str, port: int) -> list[IpAddress]:
@@ -163,9 +168,7 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         addresses = await resolve(host, port)
-        vetted = addresses and all(is_public_address(a) for a in addresses)
-        if not vetted and not self._policy.allows(host, port):
-            raise EgressRefusedError("the host resolves to a non-public address")
+        self._policy.check_addresses(host, port, addresses)
         return [
             ResolveResult(hostname=host, host=str(address), port=port, proto=0, flags=0,
                           family=socket.AF_INET6 if address.version == 6 else socket.AF_INET)
@@ -191,9 +194,8 @@ class EgressTransport(PooledTransport):
         if is_ipv4_shorthand(url.host):
             raise EgressRefusedError("the host is not a canonical IP address")
         literal = ip_literal(url.host)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        if literal and not is_public_address(literal) and not self._policy.allows(url.host, port):
-            raise EgressRefusedError("the host resolves to a non-public address")
+        if literal is not None:  # aiohttp connects to a literal without asking the resolver
+            self._policy.check_addresses(url.host, port_of(url), [literal])
         return await super().handle_async_request(request)
 
 
