@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -193,18 +193,34 @@ class ServiceClient:
 
     async def _error(self, response: httpx.Response) -> errors.DomainError:
         problem = await _problem_of(response)
-        status = response.status_code
-        remote = problem.get("detail")
-        detail = f"{self.audience} answered {status}"
-        if isinstance(remote, str) and remote:
-            detail = f"{detail}: {remote[:_MAX_DETAIL_CHARS]}"
-        if status == 429 or status >= 500:
-            retry_after = _retry_after(response)
-            seconds = int(retry_after) if retry_after is not None else None
-            return errors.Unavailable(detail, retry_after=seconds, upstream=self.audience)
-        kind = _BY_STATUS.get(status, UpstreamError)
-        field_errors = _field_errors(problem.get("errors"))
-        return kind(detail, errors=field_errors, upstream=self.audience)
+        retry_after = _retry_after(response)
+        return upstream_error(
+            self.audience,
+            response.status_code,
+            problem.get("detail"),
+            retry_after=int(retry_after) if retry_after is not None else None,
+            field_errors=_field_errors(problem.get("errors")),
+        )
+
+
+def upstream_error(
+    upstream: str,
+    status: int,
+    remote_detail: object = None,
+    *,
+    retry_after: int | None = None,
+    field_errors: Sequence[errors.FieldError] = (),
+) -> errors.DomainError:
+    """The error a call to ``upstream`` that answered ``status`` raises: 429/5xx as
+    ``Unavailable``, known 4xx as their own kind, others ``UpstreamError`` (502). Also
+    for one item of a batch answer, so it fails as the single call would."""
+    detail = f"{upstream} answered {status}"
+    if isinstance(remote_detail, str) and remote_detail:
+        detail = f"{detail}: {remote_detail[:_MAX_DETAIL_CHARS]}"
+    if status == 429 or status >= 500:
+        return errors.Unavailable(detail, retry_after=retry_after, upstream=upstream)
+    kind = _BY_STATUS.get(status, UpstreamError)
+    return kind(detail, errors=list(field_errors), upstream=upstream)
 
 
 async def _problem_of(response: httpx.Response) -> dict[str, Any]:

@@ -17,24 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from plugboard_servicekit.errors import (
-    Conflict,
-    DomainError,
-    Invalid,
-    NotFound,
-    PreconditionFailed,
-    Unavailable,
-)
+from plugboard_servicekit.client import upstream_error
+from plugboard_servicekit.errors import DomainError, Unavailable
 
 if TYPE_CHECKING:
     from oauth_broker.vault import ServiceCaller
-
-_REFUSALS: dict[int, type[DomainError]] = {
-    404: NotFound,
-    409: Conflict,
-    412: PreconditionFailed,
-    422: Invalid,
-}
 
 
 @dataclass(frozen=True)
@@ -95,15 +82,13 @@ class TokenWrites:
 
 
 def _outcome_of(item: Mapping[str, Any] | None) -> int | DomainError:
-    """An answered item's new version, or its refusal as the single call would raise it."""
-    if item is not None and item["status"] == 200:
+    """An answered item's new version, or its refusal as the single call would raise it
+    (an item missing from the answer: 502)."""
+    if item is None:
+        return upstream_error("credential-vault", 502)
+    if item["status"] == 200:
         return int(item["version"])
-    status = 502 if item is None else int(item["status"])
-    detail = f"credential-vault answered {status}"
-    if item is not None and item.get("detail"):
-        detail = f"{detail}: {str(item['detail'])[:200]}"
-    refusal = _REFUSALS.get(status)
-    return refusal(detail) if refusal else Unavailable(detail, upstream="credential-vault")
+    return upstream_error("credential-vault", int(item["status"]), item.get("detail"))
 
 
 def _settle(write: _Write, outcome: int | BaseException) -> None:
