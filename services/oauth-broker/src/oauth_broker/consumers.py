@@ -31,6 +31,7 @@ from plugboard_servicekit.db import Connection
 from oauth_broker import repository as repo
 from oauth_broker.configs import app_key, config_key
 from oauth_broker.deps import BrokerDeps
+from oauth_broker.revoker import Revocation
 
 
 async def on_config_upserted(
@@ -127,7 +128,7 @@ async def on_credential_deleted(
     if key is not None:
         grant = (held.grant_type, held.source_credential_id) if held else (None, None)
         inputs = held.template_inputs if held else None
-        deps.revoker.schedule(event.orgid, data.credential_id, key, *grant, inputs=inputs)
+        deps.revoker.schedule(Revocation(event.orgid, data.credential_id, key, *grant, inputs))
 
 
 SUBSCRIPTIONS: list[Subscription[Any]] = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID, uuid4
 
@@ -46,6 +47,20 @@ def _code(exc: Exception) -> str:
     return str(getattr(exc, "error", None) or type(exc).__name__)
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """A deleted credential to revoke: its config, and how its grant was made (a grant
+    made with its source's own client is revoked by that client; ``inputs`` fill the
+    provider app's URL templates, as for the credential's refreshes)."""
+
+    org: str
+    credential_id: UUID
+    config_key: str
+    grant_type: str | None = None
+    source: UUID | None = None
+    inputs: Mapping[str, str] | None = None
+
+
 class Revoker:
     def __init__(
         self,
@@ -62,38 +77,21 @@ class Revoker:
         self._attempts, self._backoff = attempts, backoff
         self._tasks: set[asyncio.Task[bool]] = set()
 
-    def schedule(
-        self,
-        org: str,
-        credential_id: UUID,
-        key: str,
-        grant_type: str | None = None,
-        source: UUID | None = None,
-        *,
-        inputs: Mapping[str, str] | None = None,
-    ) -> None:
-        """Revoke in the background: the consumer never waits for the provider.
-        ``inputs`` fill the provider app's URL templates, as for the credential's refreshes."""
-        revoking = self.revoke(org, credential_id, key, grant_type, source, inputs=inputs)
-        task = asyncio.create_task(revoking)
+    def schedule(self, revocation: Revocation) -> None:
+        """Revoke in the background: the consumer never waits for the provider."""
+        task = asyncio.create_task(self.revoke(revocation))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def revoke(
-        self,
-        org: str,
-        credential_id: UUID,
-        key: str,
-        grant_type: str | None = None,
-        source: UUID | None = None,
-        *,
-        inputs: Mapping[str, str] | None = None,
-    ) -> bool:
+    async def revoke(self, revocation: Revocation) -> bool:
         """True when the provider accepted every revocation."""
+        org, credential_id = revocation.org, revocation.credential_id
         self._keeper.forget(credential_id)
         cid = str(credential_id)
         try:
-            _, settings = await self._configs.settings(org, key, inputs)
+            _, settings = await self._configs.settings(
+                org, revocation.config_key, revocation.inputs
+            )
             if settings.revocation_url is None:
                 log.info("revocation_skipped", credential_id=cid, reason="no_revocation_url")
                 return False
@@ -101,7 +99,7 @@ class Revoker:
             tokens = await self._retrying(
                 cid, lambda: self._vault.take_revocation(org, credential_id, take_key)
             )
-            named = await self._named_client(cid, org, grant_type, source)
+            named = await self._named_client(cid, org, revocation.grant_type, revocation.source)
             auth = await self._retrying(
                 cid, lambda: self._configs.client_auth(org, settings, named)
             )
