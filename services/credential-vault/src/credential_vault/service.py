@@ -8,7 +8,6 @@ fixed or name fields: never a value. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +21,20 @@ from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import DomainError
 
 from credential_vault import repository as repo
+from credential_vault.changes import (
+    Change,
+    Changer,
+    check_references,
+    check_version,
+    checked_change,
+    sealed_write,
+    token_change,
+    validated,
+)
 from credential_vault.crypto import Envelope
 from credential_vault.datakeys import current_data_key, open_sealed_for, open_secret
 from credential_vault.domain import errors
-from credential_vault.domain.data import OAuth2ClientData, SecretData, token_metadata
-from credential_vault.domain.findings import InvalidCredentialDataError
 from credential_vault.domain.merge_patch import merge_patch
-from credential_vault.domain.validation import ValidatedData, validate_data
 from credential_vault.events import deleted_event, state_event
 from credential_vault.handoff_repository import take_handoff
 from credential_vault.keyring import KeyStore
@@ -92,40 +98,6 @@ class Replaced:
     refused: DomainError | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Change:
-    name: str
-    validated: ValidatedData
-    expires_at: datetime | None
-
-
-Changer = Callable[[CredentialRow, dict[str, Any]], _Change | None]
-"""Given the locked row and its decrypted data, the change to store (None: nothing to do)."""
-
-
-def _validated(credential_type: CredentialType, raw: Any, prefix: str) -> ValidatedData:
-    try:
-        return validate_data(credential_type, raw)
-    except InvalidCredentialDataError as exc:
-        raise errors.invalid(exc.issues, prefix) from None
-
-
-def _token_change(tokens: dict[str, Any]) -> Changer:
-    def change(row: CredentialRow, current: dict[str, Any]) -> _Change:
-        if row.type is not CredentialType.OAUTH2_TOKEN:
-            raise errors.not_a_token_credential()
-        return _Change(
-            row.name, _validated(row.type, {**current, **tokens}, "body"), row.expires_at
-        )
-
-    return change
-
-
-def _check_version(expected: int | None, current: int) -> None:
-    if expected is not None and expected != current:
-        raise errors.stale_version(current)
-
-
 def check_future(expires_at: datetime | None) -> None:
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise errors.invalid_field("body.expiresAt", "must be in the future")
@@ -150,11 +122,11 @@ class CredentialService:
     async def create(self, org_id: str, audit: Audit, new: NewCredential) -> CredentialView:
         check_future(new.expires_at)
         check_provider_app(new.type, new.provider_app_id)
-        validated = _validated(new.type, new.data, "body.data")
+        data = validated(new.type, new.data, "body.data")
         credential_id = uuid7()
-        change = _Change(new.name, validated, new.expires_at)
+        change = Change(new.name, data, new.expires_at)
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._check_references(conn, org_id, validated.data)
+            await check_references(conn, org_id, data.data)
             row = await repo.insert_credential(
                 conn,
                 credential_id=credential_id,
@@ -208,7 +180,7 @@ class CredentialService:
         if "expires_at" in patch.present:
             check_future(patch.expires_at)
 
-        def change(row: CredentialRow, current: dict[str, Any]) -> _Change | None:
+        def change(row: CredentialRow, current: dict[str, Any]) -> Change | None:
             name = patch.name if patch.name is not None else row.name
             data = current
             if "data" in patch.present:
@@ -216,7 +188,7 @@ class CredentialService:
             expires_at = patch.expires_at if "expires_at" in patch.present else row.expires_at
             if (name, data, expires_at) == (row.name, current, row.expires_at):
                 return None
-            return _Change(name, _validated(row.type, data, "body.data"), expires_at)
+            return Change(name, validated(row.type, data, "body.data"), expires_at)
 
         return await self._update(org_id, audit, credential_id, expected, change, "update")
 
@@ -224,7 +196,7 @@ class CredentialService:
         self, org_id: str, audit: Audit, credential_id: UUID, tokens: dict[str, Any], expected: int
     ) -> CredentialView:
         """The OAuth broker's refresh: new tokens, same credential, next version."""
-        change = _token_change(tokens)
+        change = token_change(tokens)
         return await self._update(org_id, audit, credential_id, expected, change, "refresh")
 
     async def replace_tokens(
@@ -236,7 +208,7 @@ class CredentialService:
         outcomes: list[Replaced] = []
         async with self._pool.acquire() as conn, conn.transaction():
             for item in sorted(items, key=lambda i: i.credential_id):
-                change = _token_change(item.tokens)
+                change = token_change(item.tokens)
                 try:
                     row = await self._apply(
                         conn, org_id, audit, item.credential_id, item.expected, change, "refresh"
@@ -254,7 +226,7 @@ class CredentialService:
             current = await repo.get_credential(conn, org_id, credential_id, lock=True)
             if current is None:
                 raise errors.not_found()
-            _check_version(expected, current.version)
+            check_version(expected, current.version)
             row = await repo.delete_credential(conn, org_id, credential_id, audit)
             assert row is not None, "the row is locked"
             await outbox.add(conn, deleted_event(row))
@@ -347,12 +319,10 @@ class CredentialService:
         secret = await repo.lock_secret(conn, org_id, credential_id)
         if secret is None:
             raise errors.not_found()
-        _check_version(expected, secret.row.version)
-        update = change(secret.row, json.loads(open_secret(self._envelope, secret)))
+        update = await checked_change(conn, self._envelope, secret, expected, change)
         row = secret.row
         if update is None:
             return row
-        await self._check_references(conn, org_id, update.validated.data)
         write = await self._write(conn, row.org_id, row.id, row.version + 1, update)
         stored = await repo.update_credential(
             conn, current=row, write=write, audit=audit, action=action
@@ -368,33 +338,11 @@ class CredentialService:
         org_id: str,
         credential_id: UUID,
         version: int,
-        change: _Change,
+        change: Change,
     ) -> CredentialWrite:
-        """Encrypt the data for (org, id, version) and derive the metadata kept in the clear."""
+        """Seal ``change`` as (org, id, version) under the org's current data key."""
         key = await current_data_key(conn, self._envelope, org_id)
-        data = change.validated.data
-        sealed = self._envelope.seal_credential(
-            key, org_id, credential_id, version, data.plaintext()
-        )
-        token_expires_at, has_refresh_token = token_metadata(data)
-        return CredentialWrite.sealed_as(
-            sealed,
-            name=change.name,
-            fields_set=data.fields_set(),
-            errors=change.validated.errors,
-            expires_at=change.expires_at,
-            access_token_expires_at=token_expires_at,
-            has_refresh_token=has_refresh_token,
-        )
-
-    async def _check_references(self, conn: Connection, org_id: str, data: SecretData) -> None:
-        """An mTLS OAuth client must name a certificate credential of the same org."""
-        if isinstance(data, OAuth2ClientData) and data.mtls_credential_id is not None:
-            found = await repo.credential_type_of(conn, org_id, data.mtls_credential_id)
-            if found is not CredentialType.CERTIFICATE:
-                raise errors.invalid_field(
-                    "body.data.mtlsCredentialId", "must name a certificate credential"
-                )
+        return sealed_write(self._envelope, key, org_id, credential_id, version, change)
 
 
 @dataclass(frozen=True, slots=True)
