@@ -62,6 +62,10 @@ COLUMNS = ", ".join(f"c.{name}" for name in _ROW_FIELDS)
 """The metadata columns, read from the dataclass: a new field is selected everywhere."""
 TENANT = "c.org_id = $1 AND c.id = $2 AND (c.expires_at IS NULL OR c.expires_at > now())"
 """The tenant predicate: this org's credential, and only while it has not expired."""
+TENANTS = TENANT.replace("c.id = $2", "c.id = ANY($2::uuid[])")
+"""The same for the batches: this org's credentials among the ids ``$2``."""
+SECRET_COLUMNS = f"{COLUMNS}, c.dek_version, c.kek_version, c.ciphertext"
+"""A ``SecretRow``'s columns of the credential itself (its data key is read apart)."""
 
 
 def sealed_of(record: asyncpg.Record) -> Sealed:
@@ -238,10 +242,7 @@ async def list_credentials(
     return [CredentialRow.of(record) for record in await conn.fetch(LIST_CREDENTIALS, *args)]
 
 
-LOCK_SECRET = (
-    f"SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext"
-    f" FROM credentials c WHERE {TENANT} FOR UPDATE"
-)
+LOCK_SECRET = f"SELECT {SECRET_COLUMNS} FROM credentials c WHERE {TENANT} FOR UPDATE"
 DATA_KEY = (
     "SELECT kek_version, wrapped, kek_check FROM data_keys WHERE org_id = $1 AND version = $2"
 )
@@ -272,7 +273,7 @@ def _reveal_statement(where: str) -> str:
     flush, set for this statement's transaction only (``set_config(..., true)``)."""
     return f"""
 WITH c AS (
-    SELECT {COLUMNS}, c.dek_version, c.kek_version, c.ciphertext, d.wrapped,
+    SELECT {SECRET_COLUMNS}, d.wrapped,
         d.kek_version AS dek_kek_version, d.kek_check AS dek_kek_check
     FROM credentials c JOIN data_keys d ON d.org_id = c.org_id AND d.version = c.dek_version
     WHERE {where}
@@ -287,7 +288,7 @@ SELECT * FROM c
 
 
 REVEAL_SECRET = _reveal_statement(TENANT)
-REVEAL_SECRETS = _reveal_statement(TENANT.replace("c.id = $2", "c.id = ANY($2::uuid[])"))
+REVEAL_SECRETS = _reveal_statement(TENANTS)
 """The batch reveal: the same read, one audit row per credential found."""
 
 

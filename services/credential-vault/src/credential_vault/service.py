@@ -18,7 +18,6 @@ from plugboard_contracts.enums import CredentialType
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import outbox
 from plugboard_servicekit.db import Connection
-from plugboard_servicekit.errors import DomainError
 
 from credential_vault import repository as repo
 from credential_vault.changes import (
@@ -40,6 +39,7 @@ from credential_vault.handoff_repository import take_handoff
 from credential_vault.keyring import KeyStore
 from credential_vault.repository import Audit, CredentialRow, CredentialWrite
 from credential_vault.settings import VaultSettings
+from credential_vault.token_batches import Replaced, TokenReplacement, replace_tokens
 from credential_vault.usage_repository import UsageRow, usages_of
 
 OAUTH2_TYPES = frozenset(
@@ -79,23 +79,6 @@ class CredentialPatch:
 class CredentialView:
     row: CredentialRow
     usages: list[UsageRow]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenReplacement:
-    credential_id: UUID
-    expected: int
-    tokens: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Replaced:
-    """One item's outcome: 200 with the new version, or the refusal's status and error."""
-
-    credential_id: UUID
-    status: int
-    version: int | None
-    refused: DomainError | None
 
 
 def check_future(expires_at: datetime | None) -> None:
@@ -202,22 +185,10 @@ class CredentialService:
     async def replace_tokens(
         self, org_id: str, audit: Audit, items: list[TokenReplacement]
     ) -> list[Replaced]:
-        """Many refreshes in one transaction (the broker's scheduler). Each item is its own
-        compare-and-set, refused alone (404, 409, 412, 422) before it writes anything; rows
-        are locked in id order, so two batches cannot deadlock."""
-        outcomes: list[Replaced] = []
+        """Many refreshes in one transaction (the broker's scheduler), each item its own
+        compare-and-set refused alone; set-based, see ``token_batches``."""
         async with self._pool.acquire() as conn, conn.transaction():
-            for item in sorted(items, key=lambda i: i.credential_id):
-                change = token_change(item.tokens)
-                try:
-                    row = await self._apply(
-                        conn, org_id, audit, item.credential_id, item.expected, change, "refresh"
-                    )
-                except DomainError as refused:
-                    outcomes.append(Replaced(item.credential_id, refused.status, None, refused))
-                    continue
-                outcomes.append(Replaced(item.credential_id, 200, row.version, None))
-        return outcomes
+            return await replace_tokens(conn, self._envelope, org_id, audit, items)
 
     async def delete(
         self, org_id: str, audit: Audit, credential_id: UUID, expected: int | None
