@@ -1,0 +1,76 @@
+"""Group commit: concurrent callers share the calls of one batched operation.
+
+While one call for a group is in flight, the items that arrive queue up and go
+together in the next call (up to ``max_batch``): a lone item is sent at once, a storm
+of them in batches, with no timer and so no added latency. Each caller still waits
+for, and gets, its own item's outcome (a value or an exception); a failed call fails
+every item it carried. One sender task runs per group at a time, so a group's calls
+never overlap and the order items were submitted in is the order they are sent in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+from plugboard_servicekit.errors import Unavailable
+
+G = TypeVar("G", bound=Hashable)
+I = TypeVar("I")  # noqa: E741 - the item type
+R = TypeVar("R")
+
+SendBatch = Callable[[G, list[I]], Awaitable[Sequence[R | BaseException]]]
+"""One call for a group's items: an outcome per item, in the items' order."""
+
+
+class GroupCommit(Generic[G, I, R]):
+    def __init__(self, send: SendBatch[G, I, R], max_batch: int, name: str) -> None:
+        self._send, self._max_batch, self._name = send, max_batch, name
+        self._queued: dict[G, list[tuple[I, asyncio.Future[R]]]] = defaultdict(list)
+        self._senders: dict[G, asyncio.Task[None]] = {}
+
+    async def submit(self, group: G, item: I) -> R:
+        """This item's outcome, once the call that carried it has answered."""
+        outcome: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queued[group].append((item, outcome))
+        if group not in self._senders:
+            task = asyncio.create_task(self._drain(group), name=f"{self._name}:{group}")
+            self._senders[group] = task
+        return await outcome
+
+    async def _drain(self, group: G) -> None:
+        """Send this group's queue until it is empty; items queued meanwhile go next."""
+        try:
+            while queued := self._queued.pop(group, None):
+                self._queued[group] = queued[self._max_batch :]
+                await self._call(group, queued[: self._max_batch])
+        finally:
+            for _, outcome in self._queued.pop(group, []):  # only when cancelled
+                _settle(outcome, Unavailable("The service is stopping."))
+            del self._senders[group]
+
+    async def _call(self, group: G, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+        outcomes: Sequence[R | BaseException]
+        try:
+            outcomes = await self._send(group, [item for item, _ in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{self._name}: {len(outcomes)} outcomes, {len(batch)} items")
+        except asyncio.CancelledError:
+            for _, outcome in batch:
+                _settle(outcome, Unavailable("The service is stopping."))
+            raise
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the call's failure
+            outcomes = [exc] * len(batch)
+        for (_, outcome), result in zip(batch, outcomes, strict=True):
+            _settle(outcome, result)
+
+
+def _settle(outcome: asyncio.Future[R], result: R | BaseException) -> None:
+    if outcome.done():  # its caller went away
+        return
+    if isinstance(result, BaseException):
+        outcome.set_exception(result)
+    else:
+        outcome.set_result(result)
