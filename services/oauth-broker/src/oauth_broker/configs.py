@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 from plugboard_contracts.payloads.registry import OAuth2Settings
+from plugboard_servicekit.batching import GroupCommit
 from plugboard_servicekit.errors import FieldError, Invalid, NotFound
 
 from oauth_broker import repository as repo
@@ -61,10 +62,18 @@ NAMED_CLIENT_GRANTS = frozenset({"client_credentials", "password"})
 """Grants whose source credential may name the client to authenticate with."""
 
 
+Found = tuple[str | None, dict[str, Any]]
+"""A stored config: its provider and its settings as stored."""
+
+
 class ConfigStore:
+    """Reads go through a group commit: the refreshes of a storm, which mostly share a
+    handful of configs, read them in one statement per batch instead of one each."""
+
     def __init__(self, pool: asyncpg.Pool, vault: VaultClient) -> None:
         self._pool = pool
         self._vault = vault
+        self._reads = GroupCommit(self._read, 500, "config-reads")
 
     async def settings(
         self, org: str, key: str, inputs: Mapping[str, str] | None = None
@@ -72,7 +81,7 @@ class ConfigStore:
         """NotFound for an unknown key, a deleted one, or one of another org. URL
         templates are filled from ``inputs``; ``Invalid`` names the
         ``providerMetadata`` members that are missing or unusable."""
-        found = await repo.get_config(self._pool, org, key)
+        found = await self._reads.submit(org, key)
         if found is None:
             raise NotFound("No OAuth configuration for this connector or provider app.")
         try:
@@ -80,6 +89,10 @@ class ConfigStore:
         except TemplateInputError as bad:
             fields = [FieldError(f"body.providerMetadata.{n}", m) for n, m in bad.fields.items()]
             raise Invalid("The provider's URLs need inputs.", errors=fields) from None
+
+    async def _read(self, org: str, keys: list[str]) -> list[Found | None]:
+        found = await repo.get_configs(self._pool, org, sorted(set(keys)))
+        return [found.get(key) for key in keys]
 
     async def named_client(
         self, org: str, grant_type: str | None, source: UUID | None

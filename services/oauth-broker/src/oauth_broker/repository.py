@@ -26,9 +26,9 @@ ON CONFLICT (config_key) DO UPDATE
  WHERE oauth_configs.version < excluded.version
 RETURNING true"""
 
-GET_CONFIG = f"""
-SELECT provider, settings FROM oauth_configs
- WHERE {TENANT} AND config_key = $2 AND NOT deleted AND settings IS NOT NULL"""
+GET_CONFIGS = f"""
+SELECT config_key, provider, settings FROM oauth_configs
+ WHERE {TENANT} AND config_key = ANY($2::text[]) AND NOT deleted AND settings IS NOT NULL"""
 
 PUT_REDIRECTS = """
 INSERT INTO redirect_settings (org_id, allowed_redirect_urls) VALUES ($1, $2)
@@ -130,15 +130,30 @@ _OWNED = "credential_id = $1 AND lease_owner = $2 AND fencing = $3"
 
 RELEASE_LEASE = f"UPDATE tokens SET lease_owner = NULL, lease_until = NULL WHERE {_OWNED}"
 
-# The vault's compare-and-set already decided this write is the newest, so the schedule
-# follows it even if the lease was lost meanwhile; only the owner releases the lease.
-RECORD_REFRESH = """
-UPDATE tokens SET vault_version = $4, access_expires_at = $5,
-       issued_at = $6, due_at = $7, has_refresh_token = $8, status = 'active', attempts = 0,
-       retry_at = NULL, last_error = NULL, refreshes = refreshes + 1,
-       lease_owner = CASE WHEN lease_owner = $2 AND fencing = $3 THEN NULL ELSE lease_owner END,
-       lease_until = CASE WHEN lease_owner = $2 AND fencing = $3 THEN NULL ELSE lease_until END
- WHERE credential_id = $1 AND vault_version <= $4"""
+# The vault's compare-and-set already decided these writes are the newest, so the
+# schedule follows them even if a lease was lost meanwhile; only the owner ($1) with the
+# item's fencing token releases it. Rows are locked in id order (two replicas' batches
+# cannot deadlock); an id twice in one batch counts once, with its higher version.
+RECORD_REFRESHES = """
+WITH r AS (
+    SELECT DISTINCT ON (credential_id) * FROM unnest($2::uuid[], $3::bigint[], $4::bigint[],
+           $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::boolean[])
+        AS r(credential_id, fencing, version, expires_at, issued_at, due_at, has_refresh)
+     ORDER BY credential_id, version DESC),
+locked AS (
+    SELECT t.credential_id FROM tokens t JOIN r USING (credential_id)
+     WHERE t.vault_version <= r.version ORDER BY t.credential_id FOR UPDATE OF t)
+UPDATE tokens t SET vault_version = r.version, access_expires_at = r.expires_at,
+       issued_at = r.issued_at, due_at = r.due_at, has_refresh_token = r.has_refresh,
+       status = 'active', attempts = 0, retry_at = NULL, last_error = NULL,
+       refreshes = t.refreshes + 1,
+       lease_owner = CASE WHEN t.lease_owner = $1 AND t.fencing = r.fencing
+                          THEN NULL ELSE t.lease_owner END,
+       lease_until = CASE WHEN t.lease_owner = $1 AND t.fencing = r.fencing
+                          THEN NULL ELSE t.lease_until END
+  FROM r JOIN locked USING (credential_id)
+ WHERE t.credential_id = r.credential_id AND t.vault_version <= r.version
+RETURNING t.credential_id"""
 """``<=``: the vault's ``credential.refreshed`` for this very write may have been
 consumed first (it sets the same version); the refresh is still recorded and its lease
 released. An older version never overwrites a newer one."""
@@ -202,11 +217,12 @@ async def upsert_config(
     return bool(await conn.fetchval(UPSERT_CONFIG, *args))
 
 
-async def get_config(
-    conn: Executor, org: str, key: str
-) -> tuple[str | None, dict[str, Any]] | None:
-    row = await conn.fetchrow(GET_CONFIG, org, key)
-    return None if row is None else (row["provider"], row["settings"])
+async def get_configs(
+    conn: Executor, org: str, keys: Sequence[str]
+) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    """The org's live configs among ``keys`` (provider, settings), by key."""
+    rows = await conn.fetch(GET_CONFIGS, org, list(keys))
+    return {row["config_key"]: (row["provider"], row["settings"]) for row in rows}
 
 
 async def put_redirects(conn: Executor, org: str, urls: Sequence[str]) -> None:
@@ -237,8 +253,15 @@ def as_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-# Fencing check before every provider call: false when another replica took over.
-RENEW_LEASE = f"""
-UPDATE tokens SET lease_until = now() + make_interval(secs => $4)
- WHERE {_OWNED} AND lease_until > now()
-RETURNING true"""
+# Fencing check before every provider call (it extends the lease): the ids ($1, with
+# their fencing tokens $2) whose lease owner $3 still holds.
+RENEW_LEASES = """
+WITH mine AS (
+    SELECT t.credential_id FROM tokens t
+      JOIN unnest($1::uuid[], $2::bigint[]) AS o(credential_id, fencing)
+        ON t.credential_id = o.credential_id AND t.fencing = o.fencing
+     WHERE t.lease_owner = $3 AND t.lease_until > now()
+     ORDER BY t.credential_id FOR UPDATE OF t)
+UPDATE tokens t SET lease_until = now() + make_interval(secs => $4)
+  FROM mine WHERE t.credential_id = mine.credential_id
+RETURNING t.credential_id"""

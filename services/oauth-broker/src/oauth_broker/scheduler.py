@@ -106,9 +106,7 @@ class Scheduler:
                 credential_id=str(row.credential_id),
                 error=type(exc).__name__,
             )
-            await self._pool.execute(
-                repo.RELEASE_LEASE, row.credential_id, self._keeper.owner, row.fencing
-            )
+            await self._keeper.leases.release(row)
 
     async def drain(self) -> None:
         """Wait for claimed refreshes (tests, shutdown)."""

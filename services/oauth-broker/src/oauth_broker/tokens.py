@@ -36,6 +36,7 @@ from oauth_broker.configs import ConfigStore
 from oauth_broker.domain.failures import FailureKind, TokenFailureError
 from oauth_broker.domain.timing import Backoff, RefreshTiming
 from oauth_broker.grants import Grants
+from oauth_broker.leases import Leases, Refreshed
 from oauth_broker.provider import LeaseLostError, TokenSet
 from oauth_broker.repository import TokenRow
 from oauth_broker.vault import Revealed, VaultClient
@@ -94,6 +95,7 @@ class TokenKeeper:
         self._pool, self._vault, self._configs, self._grants = pool, vault, configs, grants
         self.timing, self._backoff = timing, backoff
         self.owner, self._lease = owner, lease_seconds
+        self.leases = Leases(pool, owner, lease_seconds)
         self._inflight: dict[UUID, asyncio.Task[Issued]] = {}
         self._cache: dict[UUID, Issued] = {}
 
@@ -244,13 +246,13 @@ class TokenKeeper:
             if revealed.version > seen_version and self._fresh(current, min_validity):
                 await self._sync(row, current)
                 return current
-            tokens = await self._grants.renew(row, revealed, lambda: self._still_ours(row))
+            tokens = await self._grants.renew(row, revealed, lambda: self.leases.still_ours(row))
         except TokenFailureError as failure:
             return await self._failed(row, failure, revealed)
         except LeaseLostError:
             raise
         except BaseException:
-            await self._release(row)
+            await self.leases.release(row)
             raise
         return await self._store(row, revealed, tokens)
 
@@ -272,7 +274,7 @@ class TokenKeeper:
             except (Unavailable, OSError, TimeoutError) as exc:
                 attempt += 1
                 log.warning("vault_write_retry", attempt=attempt, error=type(exc).__name__)
-                await self._pool.fetchval(repo.RENEW_LEASE, *self._owned(row), self._lease)
+                await self.leases.still_ours(row)  # keeps the lease while retrying
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
         refreshable = bool(tokens.refresh_token or revealed.data.get("refreshToken"))
         issued = Issued(
@@ -283,10 +285,11 @@ class TokenKeeper:
             version,
             refreshable,
         )
-        due = self._due(issued, row)
-        args = (*self._owned(row), version, issued.expires_at, issued.issued_at, due, refreshable)
-        if await self._pool.execute(repo.RECORD_REFRESH, *args) == "UPDATE 0":
-            await self._release(row)  # a newer version was recorded meanwhile
+        recorded = Refreshed(
+            version, issued.expires_at, issued.issued_at, self._due(issued, row), refreshable
+        )
+        if not await self.leases.record(row, recorded):
+            await self.leases.release(row)  # a newer version was recorded meanwhile
         self._remember(row.credential_id, issued)
         return issued
 
@@ -299,15 +302,8 @@ class TokenKeeper:
             issued.expires_at, issued.issued_at, refreshable=issued.refreshable
         )
 
-    async def _still_ours(self, row: TokenRow) -> bool:
-        """The fencing check right before the provider call (and it extends the lease)."""
-        return bool(await self._pool.fetchval(repo.RENEW_LEASE, *self._owned(row), self._lease))
-
     def _owned(self, row: TokenRow) -> tuple[UUID, str, int]:
         return (row.credential_id, self.owner, row.fencing)
-
-    async def _release(self, row: TokenRow) -> None:
-        await self._pool.execute(repo.RELEASE_LEASE, *self._owned(row))
 
     async def _sync(self, row: TokenRow, issued: Issued) -> None:
         """Someone else stored newer tokens: adopt them and let the lease go."""
@@ -321,7 +317,7 @@ class TokenKeeper:
             issued.refreshable,
         )
         await self._pool.execute(repo.SYNC_VERSION, *args)
-        await self._release(row)
+        await self.leases.release(row)
         self._remember(row.credential_id, issued)
 
     async def _failed(

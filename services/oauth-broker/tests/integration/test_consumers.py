@@ -81,18 +81,21 @@ async def test_provider_app_events_are_version_guarded_and_per_org(
         ProviderAppCreated(**common, version=1, client_id="v1", oauth2=oauth("v1")),
     )  # fmt: skip
 
+    async def stored(of: str) -> tuple[str | None, dict[str, Any]] | None:
+        return (await repo.get_configs(consuming.deps.pool, of, [app_key(app)])).get(app_key(app))
+
     async def applied() -> bool:
-        found = await repo.get_config(consuming.deps.pool, org, app_key(app))
+        found = await stored(org)
         return found is not None and found[1]["clientId"] == "v3"
 
     await wait_until(applied, 30)
-    assert await repo.get_config(consuming.deps.pool, other, app_key(app)) is None
+    assert await stored(other) is None
     await publish(kafka_bootstrap, org,
                   ProviderAppDeleted(organisation_id=org, provider_app_id=app, provider="hubspot",
                                      version=4))  # fmt: skip
 
     async def deleted() -> bool:
-        return await repo.get_config(consuming.deps.pool, org, app_key(app)) is None
+        return await stored(org) is None
 
     await wait_until(deleted, 30)
 

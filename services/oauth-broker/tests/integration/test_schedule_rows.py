@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 from broker_helpers import Broker, new_org
 from oauth_broker import repository as repo
+from oauth_broker.leases import Leases, Refreshed
 
 pytestmark = pytest.mark.integration
 OWNER = "oauth-broker:test"
@@ -26,9 +27,9 @@ async def _leased_row(broker: Broker) -> tuple[repo.TokenRow, datetime]:
     return row, now
 
 
-async def _record(broker: Broker, row: repo.TokenRow, version: int, due: datetime) -> str:
-    args = (row.credential_id, OWNER, row.fencing, version, due, due, due, True)
-    return await broker.deps.pool.execute(repo.RECORD_REFRESH, *args)
+async def _record(broker: Broker, row: repo.TokenRow, version: int, due: datetime) -> bool:
+    leases = Leases(broker.deps.pool, OWNER, 30)
+    return await leases.record(row, Refreshed(version, due, due, due, True))
 
 
 @pytest.mark.parametrize("consumer_first", [True, False])
@@ -40,7 +41,7 @@ async def test_the_refresh_is_recorded_and_the_lease_released_in_either_order(
     event_args = (row.credential_id, row.org_id, None, 2, True, due, now, due, None, None)
     if consumer_first:
         await broker.deps.pool.execute(repo.UPSERT_TOKEN, *event_args)
-    assert await _record(broker, row, 2, due) == "UPDATE 1"
+    assert await _record(broker, row, 2, due)
     if not consumer_first:
         await broker.deps.pool.execute(repo.UPSERT_TOKEN, *event_args)
     stored = await repo.get_token(broker.deps.pool, row.org_id, row.credential_id)
@@ -57,7 +58,7 @@ async def test_an_older_write_never_overwrites_a_newer_version(broker: Broker) -
     later = now + timedelta(hours=2)
     newer = (row.credential_id, row.org_id, None, 3, True, later, now, later, None, None)
     await broker.deps.pool.execute(repo.UPSERT_TOKEN, *newer)
-    assert await _record(broker, row, 2, now + timedelta(hours=1)) == "UPDATE 0"
+    assert not await _record(broker, row, 2, now + timedelta(hours=1))
     stored = await repo.get_token(broker.deps.pool, row.org_id, row.credential_id)
     assert stored is not None
     assert (stored.vault_version, stored.due_at) == (3, later)

@@ -1,0 +1,74 @@
+"""The lease statements every refresh runs, shared by concurrent refreshes.
+
+Each refresh checks its fencing token right before the provider call and records its
+outcome after the vault write. One statement per refresh made Postgres round trips
+the broker's largest cost after the provider call in a refresh storm; grouped
+(``GroupCommit``), a storm runs one statement per batch of refreshes, and a lone
+refresh still runs at once. The statements' rules are unchanged: only the lease owner
+with the current fencing token renews or releases, and a recorded version never goes
+backwards (``repository.RECORD_REFRESHES``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from plugboard_servicekit.batching import GroupCommit
+
+from oauth_broker import repository as repo
+from oauth_broker.repository import TokenRow
+
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh stored in the vault, for the schedule row."""
+
+    version: int
+    expires_at: datetime | None
+    issued_at: datetime
+    due_at: datetime | None
+    refreshable: bool
+
+
+class Leases:
+    def __init__(self, pool: asyncpg.Pool, owner: str, lease_seconds: float) -> None:
+        self._pool, self._owner, self._lease = pool, owner, lease_seconds
+        self._checks = GroupCommit(self._renew, MAX_BATCH, "lease-checks")
+        self._records = GroupCommit(self._record, MAX_BATCH, "refresh-records")
+
+    async def still_ours(self, row: TokenRow) -> bool:
+        """The fencing check: this owner still holds the lease it claimed (now extended)."""
+        return await self._checks.submit(None, (row.credential_id, row.fencing))
+
+    async def record(self, row: TokenRow, refreshed: Refreshed) -> bool:
+        """Record a stored refresh and release this owner's lease; False when a newer
+        version was recorded meanwhile (the lease is then left as it is)."""
+        return await self._records.submit(None, (row, refreshed))
+
+    async def release(self, row: TokenRow) -> None:
+        await self._pool.execute(repo.RELEASE_LEASE, row.credential_id, self._owner, row.fencing)
+
+    async def _renew(self, _: None, leases: list[tuple[UUID, int]]) -> list[bool]:
+        ids, fencings = [cid for cid, _ in leases], [fencing for _, fencing in leases]
+        args = (ids, fencings, self._owner, self._lease)
+        held = {r["credential_id"] for r in await self._pool.fetch(repo.RENEW_LEASES, *args)}
+        return [cid in held for cid in ids]
+
+    async def _record(self, _: None, items: list[tuple[TokenRow, Refreshed]]) -> list[bool]:
+        columns = (
+            [row.credential_id for row, _ in items],
+            [row.fencing for row, _ in items],
+            [r.version for _, r in items],
+            [r.expires_at for _, r in items],
+            [r.issued_at for _, r in items],
+            [r.due_at for _, r in items],
+            [r.refreshable for _, r in items],
+        )
+        rows = await self._pool.fetch(repo.RECORD_REFRESHES, self._owner, *columns)
+        recorded = {r["credential_id"] for r in rows}
+        return [row.credential_id in recorded for row, _ in items]
