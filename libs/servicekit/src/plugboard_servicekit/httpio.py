@@ -32,6 +32,7 @@ concurrent calls queue in the pool."""
 _CHUNK = 64 * 1024
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 _TRACER = trace.get_tracer("plugboard.http.client")
+_HTTP_1_1 = {"http_version": b"HTTP/1.1"}
 
 
 def port_of(url: httpx.URL) -> int:
@@ -79,6 +80,24 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+async def _httpx_response(response: aiohttp.ClientResponse) -> httpx.Response:
+    """The answer for httpx. A small body with a length (service and token answers) is
+    read here, at once: httpx's own chunked read of it cost more than the call's HTTP
+    parsing. A larger or unsized body streams as httpx reads it."""
+    length = response.content_length
+    if length is None or length > _CHUNK:
+        stream = _Body(response)
+        return httpx.Response(response.status, headers=response.raw_headers, stream=stream,
+                              extensions=_HTTP_1_1)  # fmt: skip
+    try:
+        with _httpx_errors():
+            body = await response.read()
+    finally:
+        response.release()
+    return httpx.Response(response.status, headers=response.raw_headers, content=body,
+                          extensions=_HTTP_1_1)  # fmt: skip
 
 
 class PooledTransport(httpx.AsyncBaseTransport):
@@ -169,12 +188,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
             )
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_Body(response),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return await _httpx_response(response)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -66,7 +66,7 @@ async def test_an_item_refused_alone_fails_only_its_caller() -> None:
     await asyncio.sleep(0)
     recorder.release.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert results[0] == 2 and results[2] == 6
+    assert (results[0], results[2]) == (2, 6)
     assert isinstance(results[1], ValueError)
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import ModuleType
 
 import httpx
@@ -244,3 +245,49 @@ def test_one_transport_serves_successive_event_loops() -> None:
             return (await httpx.AsyncClient(transport=transport).get(url)).status_code
 
     assert [asyncio.run(call()), asyncio.run(call())] == [200, 200]
+
+
+def _answering(head: bytes, body: bytes) -> Callable[..., Awaitable[None]]:
+    """A server that answers every request with ``head`` + ``body`` and then closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head + body)
+        await writer.drain()
+        writer.close()
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("length", "sent"),
+    [(100, 10), (200_000, 70_000)],
+    ids=["small body read in the transport", "large body streamed"],
+)
+async def test_a_body_cut_off_mid_answer_is_a_protocol_error(length: int, sent: int) -> None:
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n".encode()
+    server = await asyncio.start_server(_answering(head, b"x" * sent), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(transport=PooledTransport()) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(f"http://127.0.0.1:{port}/")
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("size", [10, 200_000], ids=["small", "large"])
+async def test_a_gzip_body_of_any_size_arrives_decoded(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256 + 1)
+    packed = gzip.compress(payload)
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n"
+    ).encode()
+    server = await asyncio.start_server(_answering(head, packed), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(transport=PooledTransport()) as client:
+            response = await client.get(f"http://127.0.0.1:{port}/")
+    finally:
+        server.close()
+    assert response.content == payload
