@@ -22,9 +22,11 @@ class OAuthBrokerSettings(ServiceSettings):
     backoff_base_seconds: float = 30.0
     backoff_cap_seconds: float = 3600.0
     lease_seconds: float = 30.0
-    scheduler_batch: int = 20
-    """Refreshes claimed and in flight per replica; claimed rows wait for a slot under
-    the token endpoint's cap, so keep it near that cap (leases run while they wait)."""
+    scheduler_batch: int = 40
+    """Refreshes claimed and in flight per replica. Claimed rows wait for a slot under
+    the token endpoint's cap (their leases run meanwhile); a few times the cap keeps the
+    cap busy while claims and vault writes are in flight. More rows are claimed once a
+    quarter of the batch is free."""
     scheduler_interval_seconds: float = 1.0
     scheduler_enabled: bool = True
     provider_timeout_seconds: float = 10.0
