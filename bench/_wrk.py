@@ -91,6 +91,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants_cpu(root: int, exclude: frozenset[int] = frozenset()) -> float:
+    """CPU seconds used so far by every live process below ``root`` (children and
+    theirs: service processes, Postgres and its backends, the broker), except the
+    ``exclude`` subtrees. A process that already exited is not counted."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    below, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - exclude
+        below |= frontier
+    total = 0.0
+    for pid in below:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
 def run_wrk(target: Target, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:
     """One wrk run against ``target``; its figures plus the server's CPU per request."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
