@@ -240,7 +240,7 @@ def _consumer_for(runtime: Runtime[Any], deps: Any) -> EventConsumer[Any]:
         settings.kafka_bootstrap_servers,
         settings.kafka_group_prefix + runtime.spec.name,
         deps,
-        [*runtime.spec.subscriptions, revocations.SUBSCRIPTION],
+        revocations.with_builtin(runtime.spec.subscriptions),
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads import ApiKeyRevoked
 
 from plugboard_servicekit.auth import TokenVerifier
-from plugboard_servicekit.consumer import Subscription, on
+from plugboard_servicekit.consumer import BatchHandler, Subscription, on
 from plugboard_servicekit.db import Connection, Keepalive, connect
 from plugboard_servicekit.logging import get_logger
 from plugboard_servicekit.tasks import cancel_and_wait, close_within, wait_event
@@ -69,6 +70,34 @@ async def on_api_key_revoked(
 
 SUBSCRIPTION: Subscription[Any] = on(TOPIC, on_api_key_revoked)
 """The built-in subscription every service's consumer runs."""
+
+
+def with_builtin(subscriptions: Sequence[Subscription[Any]]) -> list[Subscription[Any]]:
+    """The service's subscriptions plus the built-in one. A service that subscribes to
+    ``api_key.revoked`` itself gets one route for it: the built-in record first, then
+    its own handler, in the same transaction (one inbox entry, one offset)."""
+    own = [s for s in subscriptions if s.topic == TOPIC]
+    rest = [s for s in subscriptions if s.topic != TOPIC]
+    if not own:
+        return [*rest, SUBSCRIPTION]
+    if len(own) > 1:
+        raise ValueError(f"{TOPIC} is subscribed twice")
+    service = own[0]
+    return [*rest, Subscription(TOPIC, handle_batch=_both(service), payload=service.payload)]
+
+
+def _both(service: Subscription[Any]) -> BatchHandler[Any]:
+    async def handle(deps: Any, conn: Connection, events: Sequence[CloudEvent[Any]]) -> None:
+        for event in events:
+            await on_api_key_revoked(deps, conn, event)
+        if service.handle_batch is not None:
+            await service.handle_batch(deps, conn, events)
+            return
+        assert service.handle is not None
+        for event in events:
+            await service.handle(deps, conn, event)
+
+    return handle
 
 
 def _message(subject: str, revoked_at: datetime, not_after: datetime) -> str:

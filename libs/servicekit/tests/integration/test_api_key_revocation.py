@@ -5,6 +5,7 @@ the revocation from its table, and a redelivered event changes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from plugboard_contracts.topics import new_event
 from plugboard_servicekit import http, outbox
 from plugboard_servicekit.app import Runtime, ServiceSpec, runtime_dependencies
 from plugboard_servicekit.auth import mint_token
+from plugboard_servicekit.consumer import on
 from plugboard_servicekit.http import Call, authorize
 from plugboard_servicekit.settings import ServiceSettings
 from plugboard_servicekit.testing import AppClient, service_client, wait_until
@@ -161,3 +163,35 @@ async def test_a_lost_listen_connection_is_reopened_and_the_table_read_again(
         finally:
             await admin.close()
         await wait_until(lambda: _refuses(client, token), message="not reloaded after reconnect")
+
+
+SEEN_BY_SERVICE: list[UUID] = []
+"""The ids of the events the service's own handler ran for."""
+
+
+async def on_revoked_too(_deps: object, _conn: object, event: CloudEvent[ApiKeyRevoked]) -> None:
+    SEEN_BY_SERVICE.append(event.id)
+
+
+LISTENING_SPEC = dataclasses.replace(
+    SPEC, name="revoke-listener", subscriptions=(on("api_key.revoked", on_revoked_too),)
+)
+"""Subscribes to ``api_key.revoked`` itself: it must start, and both handlers run."""
+
+
+async def test_a_service_with_its_own_revocation_handler_runs_it_with_the_builtin(
+    service_settings: Callable[..., ServiceSettings], jwt_keys: tuple[str, str]
+) -> None:
+    project, key = uuid7(), uuid7()
+    token = mint_token(jwt_keys[0], sub=subject(project, key), org=ORG, scopes=["things:read"])
+    async with service_client(LISTENING_SPEC, service_settings(LISTENING_SPEC)) as client:
+        assert await status(client, token) == 200
+        event = revoked_event(project, key)
+        await publish(client, event)
+        await wait_until(lambda: _refuses(client, token), message="revoked token still accepted")
+        await wait_until(lambda: event.id in SEEN_BY_SERVICE, message="own handler did not run")
+        await publish(client, event)  # a redelivery: neither handler runs again
+        later = revoked_event(project, key, ttl=600)  # same key: same partition, after it
+        await publish(client, later)
+        await wait_until(lambda: later.id in SEEN_BY_SERVICE, message="later event not handled")
+        assert SEEN_BY_SERVICE.count(event.id) == 1
