@@ -20,11 +20,11 @@ from plugboard_servicekit.db import redact_dsn
 from plugboard_servicekit.embedded import (
     EmbeddedServerError,
     port_in_use,
-    remove_data_dir,
     start_postgres,
     start_tansu,
     stop_orphaned_postgres,
 )
+from plugboard_servicekit.pg_install import remove_data_dir
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

@@ -14,14 +14,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from plugboard_servicekit.embedded import (
-    EmbeddedServerError,
-    pg_bin_dir,
-    remove_data_dir,
-    start_postgres,
-    start_tansu,
-    traversable_by,
-)
+from plugboard_servicekit.embedded import EmbeddedServerError, start_postgres, start_tansu
+from plugboard_servicekit.pg_install import pg_bin_dir, remove_data_dir, traversable_by
 from plugboard_servicekit.testing import backends
 from plugboard_servicekit.testing.backends import (
     KAFKA_IMAGE,

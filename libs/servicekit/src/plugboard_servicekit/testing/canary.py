@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from plugboard_servicekit.embedded import pg_bin_dir
+from plugboard_servicekit.pg_install import pg_bin_dir
 
 _CONTEXT = 40
 
