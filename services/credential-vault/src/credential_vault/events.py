@@ -3,7 +3,7 @@
 They are made from ``CredentialRow`` (never from decrypted data), so a secret
 cannot end up in an event even by mistake. ``credential.expired`` is the
 exception to "built here": the sweeper stages it in SQL, one per deleted row,
-from the same metadata columns (``repository.expire_batch``).
+from the same metadata columns (``expiry_repository.expire_batch``).
 """
 
 from __future__ import annotations

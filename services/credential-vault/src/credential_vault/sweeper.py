@@ -1,7 +1,7 @@
 """Expiry: delete credentials whose ``expiresAt`` passed and announce ``credential.expired``.
 
 Every replica runs the sweeper. A batch is one set-based statement (see
-``repository.expire_batch``): lock due rows with ``FOR UPDATE SKIP LOCKED`` (so
+``expiry_repository.expire_batch``): lock due rows with ``FOR UPDATE SKIP LOCKED`` (so
 replicas take disjoint rows), delete them, write their audit rows and stage their
 events in the outbox. A credential is therefore expired, audited and announced
 exactly once.
@@ -27,7 +27,7 @@ from plugboard_servicekit import db, telemetry
 from plugboard_servicekit.logging import get_logger
 from plugboard_servicekit.tasks import wait_event
 
-from credential_vault import repository as repo
+from credential_vault import expiry_repository as expiry_repo
 from credential_vault.events import SOURCE
 
 ACTOR = "system:expiry-sweeper"
@@ -37,15 +37,15 @@ _MIN_DELAY = 0.05
 log = get_logger(__name__)
 
 
-def _expired_event_spec() -> repo.ExpiredEventSpec:
+def _expired_event_spec() -> expiry_repo.ExpiredEventSpec:
     spec = CATALOGUE["credential.expired"]
     headers = telemetry.inject_traceparent()
-    return repo.ExpiredEventSpec(spec.type, SOURCE, spec.dataschema, headers)
+    return expiry_repo.ExpiredEventSpec(spec.type, SOURCE, spec.dataschema, headers)
 
 
 async def sweep_batch(pool: asyncpg.Pool, batch_size: int) -> int:
     """Expire at most ``batch_size`` credentials; returns how many."""
-    return await repo.expire_batch(pool, batch_size, ACTOR, _expired_event_spec())
+    return await expiry_repo.expire_batch(pool, batch_size, ACTOR, _expired_event_spec())
 
 
 async def _sweep_loop(pool: asyncpg.Pool, batch_size: int) -> int:
@@ -111,7 +111,7 @@ async def _listen(dsn: str, schema: str, alarm: Alarm) -> asyncpg.Connection | N
 async def _next_wake(pool: asyncpg.Pool, interval: float) -> float:
     """Epoch seconds of the next sweep: the earliest expiry, or one interval from now."""
     wake_at = time.time() + interval
-    upcoming = await repo.next_expiry(pool)
+    upcoming = await expiry_repo.next_expiry(pool)
     if upcoming is not None:
         wake_at = min(wake_at, upcoming.timestamp())
     return wake_at
