@@ -22,10 +22,11 @@ from typing import Any
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, embedded, kafka, outbox
-from plugboard_servicekit.consumer import EventConsumer, on, on_batch
+from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.logging import configure_logging
 from plugboard_servicekit.outbox import OutboxRelay
+from plugboard_servicekit.subscriptions import on, on_batch
 
 EFFECTS_SQL = """
 CREATE TABLE effects (

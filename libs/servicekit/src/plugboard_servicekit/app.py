@@ -34,13 +34,14 @@ from plugboard_contracts.topics import all_topic_names
 
 from plugboard_servicekit import db, http, kafka, metrics, revocations, telemetry, tuning
 from plugboard_servicekit.auth import TokenVerifier, load_public_key
-from plugboard_servicekit.consumer import EventConsumer, Subscription
+from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.identity import ServiceIdentity
 from plugboard_servicekit.logging import configure_logging, get_logger
 from plugboard_servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from plugboard_servicekit.outbox import OutboxRelay
 from plugboard_servicekit.problems import install_problem_handlers, problem_response
 from plugboard_servicekit.settings import ServiceSettings
+from plugboard_servicekit.subscriptions import Subscription
 from plugboard_servicekit.tasks import cancel_and_wait, close_within
 
 log = get_logger(__name__)

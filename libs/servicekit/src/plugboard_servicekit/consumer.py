@@ -1,6 +1,7 @@
 """Idempotent event consumption: typed handlers, inbox, skips, retries, dead letters.
 
-A service subscribes with `on(topic, handler)` / `on_batch(topic, handler)`; the
+A service subscribes with `on(topic, handler)` / `on_batch(topic, handler)`
+(`subscriptions`); the
 handler gets the service's deps, a connection inside the consumer's transaction
 and the event already validated against the topic's catalogue payload (tolerant:
 unknown fields are ignored by the payload models).
@@ -26,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 from uuid import UUID
 
 import asyncpg
@@ -38,62 +39,18 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from plugboard_contracts.envelope import CloudEvent
-from plugboard_contracts.topics import CATALOGUE
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from plugboard_servicekit import kafka, metrics, telemetry
 from plugboard_servicekit.db import Connection, is_transient
 from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.subscriptions import DepsT, Subscription
 from plugboard_servicekit.tasks import cancel_and_wait, close_within
-
-DepsT = TypeVar("DepsT")
-Event = CloudEvent[dict[str, Any]]
-"""The envelope with untyped data: topics outside the catalogue (tests, foreign)."""
-Handler = Callable[[DepsT, Connection, CloudEvent[Any]], Awaitable[None]]
-BatchHandler = Callable[[DepsT, Connection, Sequence[CloudEvent[Any]]], Awaitable[None]]
-"""Applies a partition's new events at once (set-based SQL); same transaction rules."""
 
 log = get_logger(__name__)
 tracer = trace.get_tracer(__name__)
 _MAX_ERROR_HEADER = 500
-
-
-@dataclass(frozen=True)
-class Subscription(Generic[DepsT]):
-    """One topic and its handler (exactly one of `handle`, `handle_batch`).
-
-    `payload` overrides the catalogue's payload model; it exists for topics outside
-    the catalogue (tests, other platforms' topics), which otherwise get a dict."""
-
-    topic: str
-    handle: Handler[DepsT] | None = None
-    handle_batch: BatchHandler[DepsT] | None = None
-    payload: type[BaseModel] | None = None
-
-    def __post_init__(self) -> None:
-        if (self.handle is None) == (self.handle_batch is None):
-            raise ValueError(f"{self.topic}: give exactly one of handle and handle_batch")
-
-    def event_model(self) -> type[CloudEvent[Any]]:
-        """The envelope parametrised once per topic (subscripting per message is costly)."""
-        spec = CATALOGUE.get(self.topic)
-        payload: Any = self.payload or (spec.payload if spec else dict[str, Any])
-        return CloudEvent[payload]
-
-
-def on(
-    topic: str, handler: Handler[DepsT], *, payload: type[BaseModel] | None = None
-) -> Subscription[DepsT]:
-    """Subscribe `handler(deps, conn, event)` to `topic`, one event at a time."""
-    return Subscription(topic, handle=handler, payload=payload)
-
-
-def on_batch(
-    topic: str, handler: BatchHandler[DepsT], *, payload: type[BaseModel] | None = None
-) -> Subscription[DepsT]:
-    """Subscribe `handler(deps, conn, events)` to `topic`, a partition's new events at once."""
-    return Subscription(topic, handle_batch=handler, payload=payload)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads import ApiKeyRevoked
 
 from plugboard_servicekit.auth import TokenVerifier
-from plugboard_servicekit.consumer import BatchHandler, Subscription, on
 from plugboard_servicekit.db import Connection, Keepalive, connect
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.subscriptions import BatchHandler, Subscription, on
 from plugboard_servicekit.tasks import cancel_and_wait, close_within, wait_event
 
 log = get_logger(__name__)

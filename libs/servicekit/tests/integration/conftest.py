@@ -16,8 +16,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.ids import uuid7
 from plugboard_servicekit import db, kafka, testing
-from plugboard_servicekit.consumer import EventConsumer, Handler, on
+from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.subscriptions import Handler, on
 from prometheus_client import REGISTRY
 
 EFFECTS_MIGRATIONS = Path(__file__).parent / "effects_migrations"

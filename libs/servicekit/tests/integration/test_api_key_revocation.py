@@ -23,9 +23,9 @@ from plugboard_contracts.topics import new_event
 from plugboard_servicekit import http, outbox
 from plugboard_servicekit.app import Runtime, ServiceSpec, runtime_dependencies
 from plugboard_servicekit.auth import mint_token
-from plugboard_servicekit.consumer import on
 from plugboard_servicekit.http import Call, authorize
 from plugboard_servicekit.settings import ServiceSettings
+from plugboard_servicekit.subscriptions import on
 from plugboard_servicekit.testing import AppClient, service_client, wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ import pytest
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads import ConnectionCreated
 from plugboard_contracts.topics import new_event
-from plugboard_servicekit.consumer import EventConsumer, Subscription, on, on_batch
+from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.subscriptions import Subscription, on, on_batch
 from pydantic import BaseModel, ValidationError
 
 

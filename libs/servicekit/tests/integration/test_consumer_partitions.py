@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 from plugboard_contracts.envelope import CloudEvent
-from plugboard_servicekit.consumer import EventConsumer, Handler, on
+from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.subscriptions import Handler, on
 
 from .conftest import consumer_for, make_event, produce, record_effect, wait_until
 

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from plugboard_servicekit import kafka, outbox
-from plugboard_servicekit.consumer import Event
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.outbox import OutboxRelay
+from plugboard_servicekit.subscriptions import Event
 
 from .conftest import consumer_for, make_event, record_effect, wait_until
 

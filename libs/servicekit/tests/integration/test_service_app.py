@@ -29,10 +29,10 @@ from plugboard_servicekit.app import (
     runtime_of,
 )
 from plugboard_servicekit.auth import mint_token
-from plugboard_servicekit.consumer import on
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.http import Call, authorize
 from plugboard_servicekit.settings import ServiceSettings
+from plugboard_servicekit.subscriptions import on
 from pydantic import BaseModel
 
 from .conftest import wait_until

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_servicekit import kafka, versions
-from plugboard_servicekit.consumer import EventConsumer, on, on_batch
+from plugboard_servicekit.consumer import EventConsumer
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.subscriptions import on, on_batch
 from pydantic import BaseModel, ConfigDict
 
 from .conftest import consumed, wait_until

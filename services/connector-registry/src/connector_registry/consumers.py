@@ -11,8 +11,8 @@ from __future__ import annotations
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads import ConnectionCreated, ConnectionDeleted, ConnectionUpdated
 from plugboard_servicekit import versions
-from plugboard_servicekit.consumer import Subscription, on
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.subscriptions import Subscription, on
 
 from connector_registry import repository as repo
 from connector_registry.deps import RegistryDeps

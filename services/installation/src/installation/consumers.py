@@ -24,10 +24,10 @@ from plugboard_contracts.payloads import (
     OAuthSessionCompleted,
 )
 from plugboard_servicekit import telemetry, versions
-from plugboard_servicekit.consumer import Subscription, on, on_batch
 from plugboard_servicekit.db import Connection
 from plugboard_servicekit.errors import FieldError, Invalid, NotFound
 from plugboard_servicekit.logging import get_logger
+from plugboard_servicekit.subscriptions import Subscription, on, on_batch
 from pydantic import ValidationError
 
 from installation import repository as repo

@@ -25,8 +25,8 @@ from plugboard_contracts.payloads import (
 )
 from plugboard_contracts.payloads.registry import ProviderAppCreated
 from plugboard_servicekit import versions
-from plugboard_servicekit.consumer import Subscription, on, on_batch
 from plugboard_servicekit.db import Connection
+from plugboard_servicekit.subscriptions import Subscription, on, on_batch
 
 from oauth_broker import repository as repo
 from oauth_broker.configs import app_key, config_key
