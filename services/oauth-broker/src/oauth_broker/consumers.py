@@ -93,7 +93,11 @@ async def on_credential_states(
     deps: BrokerDeps, conn: Connection, events: Sequence[CloudEvent[CredentialCreated]]
 ) -> None:
     """A partition's credential events in one statement batch (the vault publishes one
-    ``credential.refreshed`` per refresh: a storm of them, mostly the broker's own)."""
+    ``credential.refreshed`` per refresh: a storm of them, mostly the broker's own).
+
+    Rows are written in credential id order (a stable sort: one credential's events keep
+    their order), the order the grouped lease statements lock in: a transaction holding
+    rows out of order could deadlock with a refresh batch recording those rows."""
     timing = deps.keeper.timing
     rows: list[tuple[Any, ...]] = []
     for event in events:
@@ -107,7 +111,7 @@ async def on_credential_states(
         rows.append((data.credential_id, event.orgid, key, data.version,
                      data.has_refresh_token, expires, issued, due, None, None))  # fmt: skip
     if rows:
-        await conn.executemany(repo.UPSERT_TOKEN, rows)
+        await conn.executemany(repo.UPSERT_TOKEN, sorted(rows, key=lambda row: row[0]))
 
 
 async def on_credential_deleted(

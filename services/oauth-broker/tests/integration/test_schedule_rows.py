@@ -4,13 +4,22 @@ refresher recording its own write, and the consumer applying the vault's
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 from broker_helpers import Broker, new_org
 from oauth_broker import repository as repo
+from oauth_broker.consumers import on_credential_states
 from oauth_broker.leases import Leases, Refreshed
+from plugboard_contracts.enums import CredentialType
+from plugboard_contracts.envelope import CloudEvent
+from plugboard_contracts.payloads import CredentialRefreshed
+from plugboard_contracts.topics import new_event
+from plugboard_servicekit.testing import wait_until
 
 pytestmark = pytest.mark.integration
 OWNER = "oauth-broker:test"
@@ -62,3 +71,54 @@ async def test_an_older_write_never_overwrites_a_newer_version(broker: Broker) -
     stored = await repo.get_token(broker.deps.pool, row.org_id, row.credential_id)
     assert stored is not None
     assert (stored.vault_version, stored.due_at) == (3, later)
+
+
+async def test_a_consumer_batch_locks_its_rows_in_id_order(broker: Broker) -> None:
+    """The credential events of one partition arrive in offset order, but their rows are
+    written in id order, the order RECORD_REFRESHES and RENEW_LEASES lock in, so a
+    consumer batch and a refresh batch over the same rows cannot deadlock. Probe: hold
+    the lower id; the batch (events for the higher id first) must then wait on it
+    without having locked the higher one."""
+    org, now = new_org(), datetime.now(UTC)
+    low, high = sorted([uuid4(), uuid4()])
+    pool = broker.deps.pool
+    for cid in (low, high):
+        await pool.execute(repo.UPSERT_TOKEN, cid, org, "config:x", 1, True, now, now, now, None,
+                           None)  # fmt: skip
+    events = [_refreshed(org, cid, version=2) for cid in (high, low)]
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM tokens WHERE credential_id = $1 FOR UPDATE", low)
+        batch = asyncio.create_task(_apply_batch(broker, events))
+        await wait_until(lambda: _waits_on_a_lock(pool), message="the batch never blocked")
+        async with pool.acquire() as probe, probe.transaction():
+            free = await probe.fetchval(
+                "SELECT credential_id FROM tokens WHERE credential_id = $1 FOR UPDATE SKIP LOCKED",
+                high,
+            )
+        assert free == high, "the batch locked the higher id before the lower one"
+    await batch
+    versions = await pool.fetch(
+        "SELECT vault_version FROM tokens WHERE credential_id = ANY($1::uuid[])", [low, high]
+    )
+    assert [r["vault_version"] for r in versions] == [2, 2]
+
+
+def _refreshed(org: str, cid: UUID, version: int) -> CloudEvent[Any]:
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    data = CredentialRefreshed(organisation_id=org, credential_id=cid, name="t", version=version,
+                               type=CredentialType.OAUTH2_TOKEN, has_refresh_token=True,
+                               access_token_expires_at=expires)  # fmt: skip
+    return new_event("credential.refreshed", source="test", orgid=org, data=data)
+
+
+async def _apply_batch(broker: Broker, events: list[CloudEvent[Any]]) -> None:
+    async with broker.deps.pool.acquire() as conn, conn.transaction():
+        await on_credential_states(broker.deps, conn, events)
+
+
+async def _waits_on_a_lock(pool: asyncpg.Pool) -> bool:
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE '%INSERT INTO tokens%'"
+    )
+    return bool(waiting)
