@@ -7,8 +7,9 @@ dead credential. ``script`` queues answers (e.g. a 500) before the normal one;
 requests and ``peak`` records the highest concurrency seen. Clearing ``gate``
 parks new requests before they are processed; a parked request whose client died
 is dropped unprocessed when the gate opens (like a provider that never got it).
-``clients`` records the client id of every token request (Basic header or form)
-and ``revoked`` every revocation as (token, token_type_hint, client id) and
+``clients`` records the client id of every token request (Basic header or form),
+``forms`` its whole form, and ``revoked`` every revocation as (token, token_type_hint,
+client id) and
 ``revoke_script`` queues failure statuses for ``/revoke`` per token_type_hint; a
 ``password`` grant starts a new family (its tokens carry a refresh token).
 """
@@ -59,6 +60,7 @@ class RotatingEndpoint:
     revocations: list[str] = field(default_factory=list)
     revoked: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     clients: list[str | None] = field(default_factory=list)
+    forms: list[dict[str, str]] = field(default_factory=list)
     access_tokens: set[str] = field(default_factory=set)
     active: int = 0
     peak: int = 0
@@ -89,6 +91,7 @@ class RotatingEndpoint:
                 self.requests["throttled"] += 1
                 return JSONResponse({"error": "slow_down"}, 429, {"Retry-After": "1"})
             form = await _form(request)
+            self.forms.append(form)
             self.clients.append(_client_id(request, form))
             if not self.gate.is_set():  # parked, not processed: no rotation yet
                 self.parked += 1

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,6 +137,29 @@ def _client_auth(settings: OAuth2Settings, auth: ClientAuth) -> OAuthClientAuth:
     return OAuthClientAuth(auth.client_id, import_key(auth.private_key_pem), signer)
 
 
+@contextmanager
+def _unpreparable(error: str) -> Iterator[None]:
+    """A request that could not be built (a client key that does not match its
+    algorithm, a bad PEM, a missing code) fails as a classified transient error: it is a
+    configuration fault, retried with backoff and fixed once the configuration is, never
+    a credential the user must connect again, and never an unclassified exception."""
+    try:
+        yield
+    except TokenFailureError:
+        raise
+    except Exception:  # noqa: BLE001 - whatever authlib or joserfc raised; no text kept
+        raise TokenFailureError(FailureKind.TRANSIENT, error) from None
+
+
+def _authenticated(
+    settings: OAuth2Settings, auth: ClientAuth, url: str, headers: dict[str, str], body: str
+) -> tuple[str, dict[str, str], str]:
+    """The request with the client's authentication added (signed right before sending,
+    so a private_key_jwt assertion is fresh)."""
+    with _unpreparable("invalid_client_key"):
+        return _client_auth(settings, auth).prepare("POST", url, headers, body)
+
+
 def _token_response(response: httpx.Response) -> dict[str, Any]:
     """A 2xx token response: a JSON object, or an RFC 6749 5.2 error inside a 2xx."""
     if not response.is_success:
@@ -217,14 +240,14 @@ class ProviderClient:
         fields.update(params)
         if scopes and "scope" not in fields and fields.get("grant_type") != "authorization_code":
             fields["scope"] = settings.scope_separator.join(scopes)
-        body = prepare_token_request(fields.pop("grant_type"), **fields)
-        url, headers, body = _client_auth(settings, auth).prepare(
-            "POST", settings.token_url, dict(TOKEN_REQUEST_HEADERS), body
-        )
         async with self._guards.calling(origin_of(settings.token_url)), \
                 self._transport_for(auth) as transport:  # fmt: skip
             if confirm is not None and not await confirm():
                 raise LeaseLostError
+            with _unpreparable("invalid_token_request"):
+                body = prepare_token_request(fields.pop("grant_type"), **fields)
+            headers = dict(TOKEN_REQUEST_HEADERS)
+            url, headers, body = _authenticated(settings, auth, settings.token_url, headers, body)
             response = await self._post(transport, url, headers, body)
         return token_set(_token_response(response), scopes, settings.token_response_metadata)
 
@@ -234,12 +257,12 @@ class ProviderClient:
         """RFC 7009: the server answers 200 even for unknown tokens; failures are classified."""
         if settings.revocation_url is None:
             return
-        body, headers = prepare_revoke_token_request(token, hint, "", dict(TOKEN_REQUEST_HEADERS))
-        url, headers, body = _client_auth(settings, auth).prepare(
-            "POST", settings.revocation_url, headers, body
-        )
-        async with self._guards.calling(origin_of(settings.revocation_url)), \
+        url = settings.revocation_url
+        async with self._guards.calling(origin_of(url)), \
                 self._transport_for(auth) as transport:  # fmt: skip
+            headers = dict(TOKEN_REQUEST_HEADERS)
+            body, headers = prepare_revoke_token_request(token, hint, "", headers)
+            url, headers, body = _authenticated(settings, auth, url, headers, body)
             response = await self._post(transport, url, headers, body)
         if not response.is_success:
             raise classify_response(response)

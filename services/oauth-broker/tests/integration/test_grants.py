@@ -3,6 +3,7 @@ SSRF guard at the service's edge."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +11,15 @@ import httpx
 import pytest
 from broker_helpers import Broker, access, headers, new_org, seed_config
 from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+from joserfc import jwt
+from joserfc.jwk import import_key
 from plugboard_contracts.enums import GrantType, TokenEndpointAuthMethod
 from plugboard_contracts.payloads.registry import OAuth2Settings
 from plugboard_servicekit.testing import Canary, OAuthServer, ServiceProcesses
@@ -242,3 +252,39 @@ async def test_a_templated_token_url_is_filled_from_the_grants_workspace(
         "SELECT template_inputs FROM tokens WHERE credential_id = $1", UUID(credential_id)
     )
     assert inputs == {"workspace": host}
+
+
+async def test_private_key_jwt_sends_a_fresh_assertion_signed_for_the_token_url(
+    broker: Broker, jwt_keys: tuple[str, str], vault_process: ServiceProcesses
+) -> None:
+    """RFC 7523 client authentication: the assertion is signed with the key kept in the
+    vault, for this client and this token endpoint, and no secret travels alongside."""
+    org, key = new_org(), rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    async with httpx.AsyncClient(base_url=vault_process.url("credential-vault")) as client:
+        stored = await client.post(
+            "/v1/credentials",
+            json={"name": "signing key", "type": "jwt-bearer",
+                  "data": {"algorithm": "RS256", "privateKey": pem}},
+            headers=headers(jwt_keys, org, "credentials:write"),
+        )  # fmt: skip
+    assert stored.status_code == 201, stored.text
+    async with serve_rotating(RotatingEndpoint()) as endpoint:
+        token_url = f"{endpoint.url}/token"
+        settings = settings_for(
+            token_url,
+            token_endpoint_auth_method=TokenEndpointAuthMethod.PRIVATE_KEY_JWT,
+            client_secret_credential_id=UUID(stored.json()["id"]),
+        )
+        created = await grant(broker, jwt_keys, org, settings, grantType="client_credentials")
+    assert created.status_code == 201, created.text
+    [form] = endpoint.forms
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert "client_secret" not in form
+    public = import_key(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    claims = jwt.decode(form["client_assertion"], public).claims
+    assert (claims["iss"], claims["sub"], claims["aud"]) == ("plugboard-test",) * 2 + (token_url,)
+    assert claims["exp"] > time.time()
+    Canary(pem).assert_absent(bodies=[created])
