@@ -11,6 +11,8 @@ never overlap and the order items were submitted in is the order they are sent i
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
@@ -26,6 +28,8 @@ SendBatch = Callable[[G, list[I]], Awaitable[Sequence[R | BaseException]]]
 
 
 class GroupCommit(Generic[G, I, R]):
+    """Submissions per group, sent by one sender task per group while any are queued."""
+
     def __init__(self, send: SendBatch[G, I, R], max_batch: int, name: str) -> None:
         self._send, self._max_batch, self._name = send, max_batch, name
         self._queued: dict[G, list[tuple[I, asyncio.Future[R]]]] = defaultdict(list)
@@ -35,21 +39,32 @@ class GroupCommit(Generic[G, I, R]):
         """This item's outcome, once the call that carried it has answered."""
         outcome: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queued[group].append((item, outcome))
-        if group not in self._senders:
-            task = asyncio.create_task(self._drain(group), name=f"{self._name}:{group}")
+        sender = self._senders.get(group)
+        if sender is None or sender.done():  # done: its callback has not run yet
+            # A fresh context: the sender serves every submitter, not the first one's
+            # request (its log lines would carry that request's id).
+            task = asyncio.create_task(
+                self._drain(group), name=f"{self._name}:{group}", context=contextvars.Context()
+            )
             self._senders[group] = task
+            task.add_done_callback(functools.partial(self._finished, group))
         return await outcome
 
     async def _drain(self, group: G) -> None:
         """Send this group's queue until it is empty; items queued meanwhile go next."""
-        try:
-            while queued := self._queued.pop(group, None):
-                self._queued[group] = queued[self._max_batch :]
-                await self._call(group, queued[: self._max_batch])
-        finally:
-            for _, outcome in self._queued.pop(group, []):  # only when cancelled
-                _settle(outcome, Unavailable("The service is stopping."))
-            del self._senders[group]
+        while queued := self._queued.pop(group, None):
+            self._queued[group] = queued[self._max_batch :]
+            await self._call(group, queued[: self._max_batch])
+
+    def _finished(self, group: G, sender: asyncio.Task[None]) -> None:
+        """The sender is done. Normally its queue is empty; cancelled (even before it
+        ever ran), what is still queued is answered rather than left waiting. A newer
+        sender, started since, owns the queue."""
+        if self._senders.get(group) is not sender:
+            return
+        del self._senders[group]
+        for _, outcome in self._queued.pop(group, []):
+            _settle(outcome, Unavailable("The service is stopping."))
 
     async def _call(self, group: G, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         outcomes: Sequence[R | BaseException]
@@ -57,12 +72,12 @@ class GroupCommit(Generic[G, I, R]):
             outcomes = await self._send(group, [item for item, _ in batch])
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"{self._name}: {len(outcomes)} outcomes, {len(batch)} items")
-        except asyncio.CancelledError:
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the call's failure
+            outcomes = [exc] * len(batch)
+        except BaseException:  # cancelled (stopping) or interrupted: nobody may hang
             for _, outcome in batch:
                 _settle(outcome, Unavailable("The service is stopping."))
             raise
-        except Exception as exc:  # noqa: BLE001 - every waiter gets the call's failure
-            outcomes = [exc] * len(batch)
         for (_, outcome), result in zip(batch, outcomes, strict=True):
             _settle(outcome, result)
 

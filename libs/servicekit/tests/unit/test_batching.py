@@ -116,3 +116,24 @@ async def test_a_stopped_sender_answers_its_waiters_instead_of_leaving_them_hang
     for task in (in_flight, queued):
         with pytest.raises(Unavailable):
             await task
+
+
+async def test_a_sender_cancelled_before_it_ran_answers_and_the_group_recovers() -> None:
+    recorder = Recorder()
+    batches = GroupCommit(recorder.send, 10, "test")
+    first = asyncio.create_task(batches.submit("a", 1))
+    await asyncio.sleep(0)  # first's submit made the sender; it has not run yet
+    [sender] = [t for t in asyncio.all_tasks() if t.get_name() == "test:a"]
+    sender.cancel()
+    with pytest.raises(Unavailable):
+        await first
+    assert await batches.submit("a", 2) == 4  # a new sender, not the dead one
+    assert recorder.calls == [("a", [2])]
+
+
+async def test_an_item_submitted_as_the_sender_finishes_is_sent_by_a_new_one() -> None:
+    recorder = Recorder()
+    batches = GroupCommit(recorder.send, 10, "test")
+    assert await batches.submit("a", 1) == 2  # its sender is done, its callback pending
+    assert await batches.submit("a", 3) == 6
+    assert recorder.calls == [("a", [1]), ("a", [3])]

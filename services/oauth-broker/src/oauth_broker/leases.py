@@ -36,6 +36,10 @@ class Refreshed:
 
 
 class Leases:
+    """This replica's lease statements (owner fixed), each grouped across refreshes.
+    One group for the whole replica: a storm is mostly one org, and the statements lock
+    in id order, the order every multi-row writer of ``tokens`` uses."""
+
     def __init__(self, pool: asyncpg.Pool, owner: str, lease_seconds: float) -> None:
         self._pool, self._owner, self._lease = pool, owner, lease_seconds
         self._checks = GroupCommit(self._renew, MAX_BATCH, "lease-checks")
