@@ -3,6 +3,7 @@ does (the same plugboard_cli.stack code): real ports, identity keys, base URLs."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -59,3 +60,28 @@ def test_a_token_minted_by_the_fixture_is_accepted(service_processes: ServicePro
     )
     assert response.status_code == 200, response.text
     assert '"service_started"' in service_processes.log("credential-vault")  # JSON lines
+
+
+async def test_a_service_keeps_an_idle_connection_longer_than_clients_do(
+    service_processes: ServiceProcesses,
+) -> None:
+    """An idle keep-alive connection outlives the clients' own keep-alive (httpx 5 s):
+    the client closes first, so a reuse never meets a server-side close (which fails a
+    request that cannot be repeated). Probe: two requests on one socket, 6 s apart."""
+    url = httpx.URL(service_processes.url("credential-vault"))
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    request = f"GET /healthz HTTP/1.1\r\nHost: {url.host}\r\n\r\n".encode()
+    try:
+        for pause in (0.0, 6.0):
+            await asyncio.sleep(pause)
+            writer.write(request)
+            await writer.drain()
+            status = await reader.readline()
+            assert status.startswith(b"HTTP/1.1 200"), (pause, status)
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+    finally:
+        writer.close()

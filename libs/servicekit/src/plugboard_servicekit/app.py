@@ -52,7 +52,9 @@ _MESSAGING_STEP_SECONDS = 15.0
 """Bound on one attempt to create topics / join the group: a stalled broker accepts
 TCP connections and then never answers."""
 _FROZEN = False
-"""A Kafka ApiVersions v0 request (api key 18): every broker answers it, before auth."""
+"""Whether the start-up heap was frozen already (once per process, however many apps)."""
+KEEPALIVE_SECONDS = 75
+"""How long a service keeps an idle client connection open (see ``serve``)."""
 
 
 @dataclass
@@ -382,9 +384,13 @@ def service_app_factory(spec: ServiceSpec[Any, Any]) -> Callable[[], FastAPI]:
 def serve(spec: ServiceSpec[Any, Any]) -> None:
     """Run one service process on ``<PREFIX>HTTP_HOST:<PREFIX>HTTP_PORT`` (``python -m
     <package>``). uvicorn's access log and logging set-up stay off: the service writes
-    its own JSON access line, without query strings."""
+    its own JSON access line, without query strings.
+
+    Idle connections are kept ``KEEPALIVE_SECONDS``, longer than any client here keeps
+    one (httpio 30 s, httpx 5 s): the client always closes first. uvicorn's 5 s default
+    raced httpx's 5 s, and a connection the server closed just as a client reused it
+    failed that request (a POST cannot be repeated)."""
     settings = spec.settings_type()
     app = create_service_app(spec, settings)
-    uvicorn.run(
-        app, host=settings.http_host, port=settings.http_port, access_log=False, log_config=None
-    )
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, access_log=False,
+                log_config=None, timeout_keep_alive=KEEPALIVE_SECONDS)  # fmt: skip
