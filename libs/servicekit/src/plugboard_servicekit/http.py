@@ -19,6 +19,7 @@ bearer scheme and lists each route's scopes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -28,7 +29,7 @@ from fastapi.security.base import SecurityBase
 from starlette.types import Scope
 
 from plugboard_servicekit.auth import Caller, TokenVerifier, bearer_required, check_scopes
-from plugboard_servicekit.errors import Unavailable
+from plugboard_servicekit.errors import Forbidden, Unavailable
 
 DepsT = TypeVar("DepsT")
 SCHEME_NAME = "bearer"
@@ -91,22 +92,30 @@ def bearer_token(scope: Scope) -> str:
 class Authorize(SecurityBase):
     """The bearer scheme as a flat dependency returning ``Call``; see ``authorize``."""
 
-    def __init__(self, scopes: tuple[str, ...]) -> None:
+    def __init__(self, scopes: tuple[str, ...], services: frozenset[str] | None = None) -> None:
         self.model = HTTPBearerModel(
             bearerFormat="JWT",
             description="EdDSA JWT: a platform token or a trusted service's token.",
         )
         self.scheme_name = SCHEME_NAME
         self.scopes = frozenset(scopes)
+        self.services = services
 
     async def __call__(self, request: Request) -> Call[Any]:
         context: HttpContext = getattr(request.app.state, _STATE_KEY)
         caller = context.verifier.verify(bearer_token(request.scope))
         check_scopes(caller, self.scopes)
+        if self.services is not None and caller.service not in (None, *self.services):
+            raise Forbidden("This operation is not open to the calling service.")
         return Call(caller, _deps(context), request)
 
 
-def authorize(*scopes: str) -> Any:
+def authorize(*scopes: str, services: Iterable[str] | None = None) -> Any:
     """``Annotated[Call[Deps], authorize("a:read")]``: 401 without a valid token, 403
-    without every scope named (no wildcards), 503 while the service is starting."""
-    return Security(Authorize(scopes), scopes=list(scopes))
+    without every scope named (no wildcards), 503 while the service is starting.
+
+    ``services`` narrows which trusted services' tokens may call at all (platform
+    tokens still pass on their scopes): a scope a service can mint for itself does not
+    open a route that belongs to one other service."""
+    only = None if services is None else frozenset(services)
+    return Security(Authorize(scopes, only), scopes=list(scopes))

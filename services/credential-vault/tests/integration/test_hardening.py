@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from credential_vault.app import SPEC
 from credential_vault.rotation import rewrap_batch, rotate_key
@@ -283,3 +284,34 @@ async def test_trusted_services_act_for_an_org_with_their_scopes(
         ("service:oauth-broker", "denied"),
         ("service:oauth-broker", "ok"),
     ]
+
+
+async def test_only_the_broker_may_take_a_revocation_hand_off(
+    settings: VaultSettings, jwt_keys: tuple[str, str], samples: dict[str, Any], tmp_path: Path
+) -> None:
+    """``credentials:revoke`` is a scope any trusted service could mint for itself; the
+    hand-off (a deleted credential's refresh token) goes to the broker alone."""
+    keys: dict[str, str] = {}
+    for service in ("oauth-broker", "installation"):
+        private_pem, public_pem = generate_keypair()
+        (tmp_path / f"{service}.pem").write_text(private_pem)
+        (tmp_path / f"{service}.pub.pem").write_text(public_pem)
+        keys[service] = private_pem
+    with_keys = settings.model_copy(update={"service_keys_dir": tmp_path})
+    async with running_vault(with_keys, jwt_keys[0], name=SPEC.name) as vault:
+        created = await vault.create("oauth2-token", samples["oauth2-token"])
+        deleted = await vault.client.delete(f"/v1/credentials/{created['id']}",
+                                            headers=vault.headers())  # fmt: skip
+        assert deleted.status_code == 204, deleted.text
+        url = f"/v1/credentials/{created['id']}:take-revocation"
+
+        async def take(service: str) -> httpx.Response:
+            token = service_token(keys[service], service, ["credentials:revoke"])
+            return await vault.client.post(url, headers={"Authorization": f"Bearer {token}"})
+
+        refused = await take("installation")
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        taken = await take("oauth-broker")  # the refusal took nothing
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["refreshToken"] == samples["oauth2-token"]["refreshToken"]

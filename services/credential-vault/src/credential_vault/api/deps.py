@@ -21,9 +21,10 @@ ReadCall = Annotated[Call[VaultDeps], authorize("credentials:read")]
 WriteCall = Annotated[Call[VaultDeps], authorize("credentials:write")]
 RevealCall = Annotated[Call[VaultDeps], authorize("credentials:reveal")]
 RefreshCall = Annotated[Call[VaultDeps], authorize("credentials:refresh")]
-RevokeCall = Annotated[Call[VaultDeps], authorize("credentials:revoke")]
+RevokeCall = Annotated[Call[VaultDeps], authorize("credentials:revoke", services={"oauth-broker"})]
 """The OAuth broker's RFC 7009 hand-off (``:take-revocation``): a scope of its own, so
-a token that may reveal or refresh cannot also drain deleted credentials' tokens."""
+a token that may reveal or refresh cannot also drain deleted credentials' tokens, and
+of the trusted services only the broker (which revokes at providers) may call it."""
 
 _VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,9})"?')
 """``3``, ``"3"`` or ``W/"3"``; ASCII digits only (``²`` is a digit to ``str.isdigit``)
