@@ -241,6 +241,18 @@ async def test_control_characters_and_broken_unicode_are_422(vault: Vault) -> No
     assert await snapshot(vault) == before
 
 
+def service_keys(keys_dir: Path, *services: str) -> dict[str, str]:
+    """A key pair per service in ``keys_dir`` (the vault reads the public halves);
+    the private PEMs, by service, to sign their tokens with."""
+    keys: dict[str, str] = {}
+    for service in services:
+        private_pem, public_pem = generate_keypair()
+        (keys_dir / f"{service}.pem").write_text(private_pem)
+        (keys_dir / f"{service}.pub.pem").write_text(public_pem)
+        keys[service] = private_pem
+    return keys
+
+
 def service_token(private_pem: str, service: str, scopes: list[str]) -> str:
     issuer = f"service:{service}"
     return mint_token(
@@ -257,12 +269,7 @@ def service_token(private_pem: str, service: str, scopes: list[str]) -> str:
 async def test_trusted_services_act_for_an_org_with_their_scopes(
     settings: VaultSettings, jwt_keys: tuple[str, str], samples: dict[str, Any], tmp_path: Path
 ) -> None:
-    keys: dict[str, str] = {}
-    for service in ("oauth-broker", "notifier"):
-        private_pem, public_pem = generate_keypair()
-        (tmp_path / f"{service}.pem").write_text(private_pem)
-        (tmp_path / f"{service}.pub.pem").write_text(public_pem)
-        keys[service] = private_pem
+    keys = service_keys(tmp_path, "oauth-broker", "notifier")
     with_keys = settings.model_copy(update={"service_keys_dir": tmp_path})
     async with running_vault(with_keys, jwt_keys[0], name=SPEC.name) as vault:
         created = await vault.create("oauth2-token", samples["oauth2-token"])
@@ -291,12 +298,7 @@ async def test_only_the_broker_may_take_a_revocation_hand_off(
 ) -> None:
     """``credentials:revoke`` is a scope any trusted service could mint for itself; the
     hand-off (a deleted credential's refresh token) goes to the broker alone."""
-    keys: dict[str, str] = {}
-    for service in ("oauth-broker", "installation"):
-        private_pem, public_pem = generate_keypair()
-        (tmp_path / f"{service}.pem").write_text(private_pem)
-        (tmp_path / f"{service}.pub.pem").write_text(public_pem)
-        keys[service] = private_pem
+    keys = service_keys(tmp_path, "oauth-broker", "installation")
     with_keys = settings.model_copy(update={"service_keys_dir": tmp_path})
     async with running_vault(with_keys, jwt_keys[0], name=SPEC.name) as vault:
         created = await vault.create("oauth2-token", samples["oauth2-token"])

@@ -27,19 +27,25 @@ from plugboard_servicekit.testing import Canary, OAuthServer, ServiceProcesses
 pytestmark = pytest.mark.integration
 
 
-async def client_secret(
-    vault: ServiceProcesses, jwt_keys: tuple[str, str], org: str, secret: str
+async def stored(
+    vault: ServiceProcesses, jwt_keys: tuple[str, str], org: str, kind: str, data: Any
 ) -> UUID:
-    """The app's client secret, where the registry would have put it: the vault."""
+    """A credential in the vault (where the registry would have put an app's secret)."""
     async with httpx.AsyncClient(base_url=vault.url("credential-vault")) as client:
         response = await client.post(
-            "/v1/credentials",
-            json={"name": "mock client", "type": "oauth2-client",
-                  "data": {"clientId": "plugboard-test", "clientSecret": secret}},
+            "/v1/credentials", json={"name": f"a {kind}", "type": kind, "data": data},
             headers=headers(jwt_keys, org, "credentials:write"),
         )  # fmt: skip
     assert response.status_code == 201, response.text
     return UUID(response.json()["id"])
+
+
+async def client_secret(
+    vault: ServiceProcesses, jwt_keys: tuple[str, str], org: str, secret: str
+) -> UUID:
+    """The app's client secret, where the registry would have put it: the vault."""
+    data = {"clientId": "plugboard-test", "clientSecret": secret}
+    return await stored(vault, jwt_keys, org, "oauth2-client", data)
 
 
 def settings_for(server: OAuthServer | str, **overrides: Any) -> OAuth2Settings:
@@ -261,20 +267,14 @@ async def test_private_key_jwt_sends_a_fresh_assertion_signed_for_the_token_url(
     vault, for this client and this token endpoint, and no secret travels alongside."""
     org, key = new_org(), rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-    async with httpx.AsyncClient(base_url=vault_process.url("credential-vault")) as client:
-        stored = await client.post(
-            "/v1/credentials",
-            json={"name": "signing key", "type": "jwt-bearer",
-                  "data": {"algorithm": "RS256", "privateKey": pem}},
-            headers=headers(jwt_keys, org, "credentials:write"),
-        )  # fmt: skip
-    assert stored.status_code == 201, stored.text
+    signing = {"algorithm": "RS256", "privateKey": pem}
+    key_id = await stored(vault_process, jwt_keys, org, "jwt-bearer", signing)
     async with serve_rotating(RotatingEndpoint()) as endpoint:
         token_url = f"{endpoint.url}/token"
         settings = settings_for(
             token_url,
             token_endpoint_auth_method=TokenEndpointAuthMethod.PRIVATE_KEY_JWT,
-            client_secret_credential_id=UUID(stored.json()["id"]),
+            client_secret_credential_id=key_id,
         )
         created = await grant(broker, jwt_keys, org, settings, grantType="client_credentials")
     assert created.status_code == 201, created.text
