@@ -85,8 +85,9 @@ async def test_audit_names_request_and_trace_and_keeps_refusals(
     read_only = vault.headers(scopes=["credentials:read"]) | {"X-Request-ID": "req-scope"}
     denied = await vault.client.post(f"/v1/credentials/{cid}:reveal", headers=read_only)
     assert (foreign.status_code, denied.status_code) == (404, 403)
-    await vault.pool.execute(  # a ciphertext that no longer authenticates
-        "UPDATE credentials SET ciphertext = overlay(ciphertext PLACING '\\x00'::bytea FROM 20)"
+    await vault.pool.execute(  # a ciphertext that no longer authenticates: one byte flipped
+        "UPDATE credentials"
+        " SET ciphertext = set_byte(ciphertext, 19, get_byte(ciphertext, 19) # 255)"
         " WHERE id = $1",
         cid,
     )
