@@ -36,9 +36,9 @@ class Refreshed:
 
 
 class Leases:
-    """This replica's lease statements (owner fixed), each grouped across refreshes.
-    One group for the whole replica: a storm is mostly one org, and the statements lock
-    in id order, the order every multi-row writer of ``tokens`` uses."""
+    """This replica's lease statements (owner fixed), each grouped across refreshes of
+    one org: an org's check waiting on a locked row never holds up another org's. The
+    statements lock in id order, the order every multi-row writer of ``tokens`` uses."""
 
     def __init__(self, pool: asyncpg.Pool, owner: str, lease_seconds: float) -> None:
         self._pool, self._owner, self._lease = pool, owner, lease_seconds
@@ -47,23 +47,23 @@ class Leases:
 
     async def still_ours(self, row: TokenRow) -> bool:
         """The fencing check: this owner still holds the lease it claimed (now extended)."""
-        return await self._checks.submit(None, (row.credential_id, row.fencing))
+        return await self._checks.submit(row.org_id, (row.credential_id, row.fencing))
 
     async def record(self, row: TokenRow, refreshed: Refreshed) -> bool:
         """Record a stored refresh and release this owner's lease; False when a newer
         version was recorded meanwhile (the lease is then left as it is)."""
-        return await self._records.submit(None, (row, refreshed))
+        return await self._records.submit(row.org_id, (row, refreshed))
 
     async def release(self, row: TokenRow) -> None:
         await self._pool.execute(repo.RELEASE_LEASE, row.credential_id, self._owner, row.fencing)
 
-    async def _renew(self, _: None, leases: list[tuple[UUID, int]]) -> list[bool]:
+    async def _renew(self, _org: str, leases: list[tuple[UUID, int]]) -> list[bool]:
         ids, fencings = [cid for cid, _ in leases], [fencing for _, fencing in leases]
         args = (ids, fencings, self._owner, self._lease)
         held = {r["credential_id"] for r in await self._pool.fetch(repo.RENEW_LEASES, *args)}
         return [cid in held for cid in ids]
 
-    async def _record(self, _: None, items: list[tuple[TokenRow, Refreshed]]) -> list[bool]:
+    async def _record(self, _org: str, items: list[tuple[TokenRow, Refreshed]]) -> list[bool]:
         columns = (
             [row.credential_id for row, _ in items],
             [row.fencing for row, _ in items],
