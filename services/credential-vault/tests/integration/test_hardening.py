@@ -17,7 +17,9 @@ import pytest
 from credential_vault.app import SPEC
 from credential_vault.rotation import rewrap_batch, rotate_key
 from credential_vault.settings import VaultSettings
-from plugboard_servicekit.auth import generate_keypair, mint_token
+from plugboard_cli.keys import ensure_service_keys
+from plugboard_servicekit.auth import mint_token
+from plugboard_servicekit.identity import private_key_file
 
 from .conftest import Vault, running_vault, snapshot, wait_until
 
@@ -243,15 +245,10 @@ async def test_control_characters_and_broken_unicode_are_422(vault: Vault) -> No
 
 
 def service_keys(keys_dir: Path, *services: str) -> dict[str, str]:
-    """A key pair per service in ``keys_dir`` (the vault reads the public halves);
-    the private PEMs, by service, to sign their tokens with."""
-    keys: dict[str, str] = {}
-    for service in services:
-        private_pem, public_pem = generate_keypair()
-        (keys_dir / f"{service}.pem").write_text(private_pem)
-        (keys_dir / f"{service}.pub.pem").write_text(public_pem)
-        keys[service] = private_pem
-    return keys
+    """A key pair per service in ``keys_dir``, as ``plugboard keys`` makes them (the
+    vault reads the public halves); the private PEMs, by service, to sign with."""
+    ensure_service_keys(keys_dir, services)
+    return {service: private_key_file(keys_dir, service).read_text() for service in services}
 
 
 def service_token(private_pem: str, service: str, scopes: list[str]) -> str:
