@@ -8,22 +8,28 @@ where aiohttp, with its C parser, costs 0.45 ms (a refresh storm's provider call
 httpx-aiohttp exists, but maps a dropped connection to ``ConnectTimeout``; callers
 here read ``ConnectError``/``ConnectTimeout`` as "the request was never sent" and
 repeat even a POST on it. ``_as_httpx_error`` keeps that distinction.
+
+``PooledTransport.exchange`` is the lean path beside httpx, for the OAuth broker's
+token calls: plain arguments in, an ``Answer`` read whole (and bounded) out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
 
 import aiohttp
 import httpx
 import yarl
 from aiohttp.abc import AbstractResolver
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 SERVICE_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30)
 """16 connections keep a peer service busy (its own database pool is smaller); more
@@ -33,6 +39,9 @@ _CHUNK = 64 * 1024
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 _TRACER = trace.get_tracer("plugboard.http.client")
 _HTTP_1_1 = {"http_version": b"HTTP/1.1"}
+ANSWER_LIMIT = 1024 * 1024
+"""The largest answer ``PooledTransport.exchange`` reads: a token answer is a few
+hundred bytes, and a peer must not make the caller buffer without end."""
 
 
 def port_of(url: httpx.URL) -> int:
@@ -65,6 +74,72 @@ def _httpx_errors() -> Iterator[None]:
         yield
     except aiohttp.ClientError as exc:
         raise _as_httpx_error(exc) from None
+
+
+@contextmanager
+def _client_span(method: str, url: httpx.URL) -> Iterator[Span]:
+    """A client span (OpenTelemetry's httpx instrumentor patches only httpx's own
+    transport). It names the URL without its query, which may carry a code or a token."""
+    with _TRACER.start_as_current_span(method, kind=SpanKind.CLIENT) as span:
+        if span.is_recording():
+            span.set_attributes({
+                "http.request.method": method, "server.address": url.host,
+                "server.port": port_of(url),
+                "url.full": str(url.copy_with(query=None, fragment=None)),
+            })  # fmt: skip
+        yield span
+
+
+def _record_status(span: Span, status: int) -> None:
+    if span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+
+
+@lru_cache(maxsize=1024)
+def _aiohttp_url(url: httpx.URL) -> yarl.URL:
+    """The URL as httpx encoded it, byte for byte, parsed once per endpoint: only
+    ``exchange`` (token endpoints, a few per process) uses this cache."""
+    return yarl.URL(str(url), encoded=True)
+
+
+@cache
+def _aiohttp_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer read whole by ``PooledTransport.exchange``; ``headers`` is
+    case-insensitive. Reads like the parts of an ``httpx.Response`` a caller uses."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` when it is not."""
+        return json.loads(self.content)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole (decoded) body, refused (``httpx.ReadError``) once it passes ``limit``
+    bytes. Only a plain body of a known, small length is read at once: a compressed
+    one is counted as it inflates."""
+    length = response.content_length
+    if length is not None and length <= limit and "Content-Encoding" not in response.headers:
+        return await response.read()
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise httpx.ReadError(f"the answer is larger than {limit} bytes")
+    return bytes(body)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -150,24 +225,34 @@ class PooledTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """The call, in a client span (OpenTelemetry's httpx instrumentor patches only
-        httpx's own transport) whose context goes out as ``traceparent``. The span
-        names the URL without its query, which may carry a code or a token."""
-        url = request.url
-        with _TRACER.start_as_current_span(f"{request.method}", kind=SpanKind.CLIENT) as span:
-            if span.is_recording():
-                span.set_attributes({
-                    "http.request.method": request.method, "server.address": url.host,
-                    "server.port": port_of(url),
-                    "url.full": str(url.copy_with(query=None, fragment=None)),
-                })  # fmt: skip
+        """The call, in a client span whose context goes out as ``traceparent``."""
+        with _client_span(request.method, request.url) as span:
             propagate.inject(request.headers)  # this attempt's span is the parent downstream
             response = await self._send(request)
-            if span.is_recording():
-                span.set_attribute("http.response.status_code", response.status_code)
-                if response.status_code >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
+            _record_status(span, response.status_code)
             return response
+
+    async def exchange(
+        self, method: str, url: httpx.URL, headers: Mapping[str, str], body: bytes,
+        timeout: float, limit: int = ANSWER_LIMIT,
+    ) -> Answer:  # fmt: skip
+        """One request whose answer (up to ``limit`` bytes) is read whole, with no httpx
+        request or response in between: those were a third of a token call's CPU in a
+        refresh storm. Same span, same errors (httpx's) as ``handle_async_request``;
+        ``timeout`` bounds the pool wait, the connect and every read."""
+        session = self._current_session()
+        sent = dict(headers)
+        with _client_span(method, url) as span:
+            propagate.inject(sent)
+            with _httpx_errors():
+                async with session.request(
+                    method, _aiohttp_url(url), headers=sent, data=body, allow_redirects=False,
+                    timeout=_aiohttp_timeout(timeout), auto_decompress=True,
+                ) as response:  # fmt: skip
+                    answer = Answer(response.status, response.headers,
+                                    await _read_capped(response, limit))  # fmt: skip
+            _record_status(span, answer.status_code)
+            return answer
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         session = self._current_session()

@@ -22,7 +22,7 @@ from opentelemetry import context, trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
-from plugboard_servicekit.httpio import PooledTransport
+from plugboard_servicekit.httpio import Answer, PooledTransport
 from plugboard_servicekit.telemetry import configure_tracing
 
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -291,3 +291,75 @@ async def test_a_gzip_body_of_any_size_arrives_decoded(size: int) -> None:
     finally:
         server.close()
     assert response.content == payload
+
+
+async def test_an_exchange_reads_the_answer_whole_with_its_headers() -> None:
+    """``exchange`` (the token calls): the request goes as given, with one framing; the
+    answer's headers read case-insensitively and its JSON parses."""
+    body = b'{"access_token": "a"}'
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nRetry-After: 3\r\n\r\n"
+    async with _recording() as (recorder, url):
+        transport = PooledTransport()
+        answer = await transport.exchange(
+            "POST", httpx.URL(f"{url}/token?sig=ab%2Fcd"), {"Accept": "application/json"},
+            b"grant_type=refresh_token", 2.0,
+        )  # fmt: skip
+        await transport.aclose()
+    request_head, request_body = recorder.requests[0]
+    assert request_head.startswith(b"POST /token?sig=ab%2Fcd HTTP/1.1")
+    assert request_body == b"grant_type=refresh_token"
+    assert (answer.status_code, answer.is_success, answer.content) == (200, True, b"ok")
+    answer = await _exchange_with(head.encode(), body)
+    assert answer.headers["retry-after"] == "3"
+    assert answer.json() == {"access_token": "a"}
+
+
+async def _exchange_with(head: bytes, body: bytes, limit: int = 1024) -> Answer:
+    server = await asyncio.start_server(_answering(head, body), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = PooledTransport()
+    try:
+        return await transport.exchange(
+            "POST", httpx.URL(f"http://127.0.0.1:{port}/token"), {}, b"x", 2.0, limit
+        )
+    finally:
+        await transport.aclose()
+        server.close()
+
+
+_BOMB = gzip.compress(b"x" * 100_000)  # 100 kB from about 130 bytes
+
+
+async def test_an_exchange_answer_arrives_decoded() -> None:
+    packed = gzip.compress(b'{"access_token": "a"}')
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n\r\n"
+    assert (await _exchange_with(head.encode(), packed)).json() == {"access_token": "a"}
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n", b"x" * 2000),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", b"x" * 2000),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(_BOMB),
+            _BOMB,
+        ),
+    ],
+    ids=["sized", "unsized", "small but inflating"],
+)
+async def test_an_exchange_answer_over_the_limit_is_refused(head: bytes, body: bytes) -> None:
+    """A peer cannot make the caller buffer without end, not even with a gzip bomb."""
+    with pytest.raises(httpx.ReadError):
+        await _exchange_with(head, body, limit=1024)
+
+
+async def test_an_exchange_maps_failures_as_requests_do() -> None:
+    server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    transport = PooledTransport()
+    with pytest.raises(httpx.ConnectError):
+        await transport.exchange("POST", httpx.URL(f"http://127.0.0.1:{port}/"), {}, b"x", 2.0)
+    await transport.aclose()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from oauth_broker.domain.egress import (
     EgressPolicy,
     EgressRefusedError,
+    EgressTransport,
     egress_client,
     is_public_address,
 )
@@ -40,6 +41,19 @@ async def test_internal_destinations_are_refused(url: str) -> None:
     async with egress_client(EgressPolicy()) as client:
         with pytest.raises(EgressRefusedError):
             await client.post(url, data={"grant_type": "client_credentials"})
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+async def test_token_calls_refuse_internal_destinations_every_time(url: str) -> None:
+    """The provider path (``exchange``) is guarded alike, and a refusal is never
+    remembered as a vetted URL."""
+    transport = EgressTransport(EgressPolicy())
+    try:
+        for _ in range(2):
+            with pytest.raises(EgressRefusedError):
+                await transport.exchange("POST", httpx.URL(url), {}, b"grant_type=x", 2.0)
+    finally:
+        await transport.aclose()
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ Only the OAuth error code leaves here; ``error_description`` may echo input.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 import httpx
 
@@ -78,7 +80,18 @@ def retry_after_seconds(header: str | None) -> float | None:
         return None
 
 
-def classify_response(response: httpx.Response) -> TokenFailureError:
+class TokenAnswer(Protocol):
+    """What classifying reads of an answer: the transport's ``Answer`` or an
+    ``httpx.Response``."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    def json(self) -> Any: ...
+
+
+def classify_response(response: TokenAnswer) -> TokenFailureError:
     """A non-2xx (or unreadable 2xx) token endpoint answer."""
     status = response.status_code
     if status == 429 or status >= 500:
@@ -94,7 +107,7 @@ def classify_response(response: httpx.Response) -> TokenFailureError:
     return TokenFailureError(FailureKind.TRANSIENT, code or "invalid_token_response", status=status)
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error_code(response: TokenAnswer) -> str | None:
     try:
         body = response.json()
     except ValueError:
