@@ -2,7 +2,10 @@
 
 While one call for a group is in flight, the items that arrive queue up and go
 together in the next call (up to ``max_batch``): a lone item is sent at once, a storm
-of them in batches, with no timer and so no added latency. Each caller still waits
+of them in batches. ``linger`` (default 0: no timer, no added latency) lets a call
+that follows another wait up to that long for its batch to fill: under load, fewer
+and fuller calls, each of whose fixed cost is shared by more items; a quiet group's
+first call still goes at once, and a batch that fills goes when full. Each caller still waits
 for, and gets, its own item's outcome (a value or an exception); a failed call fails
 every item it carried. One sender task runs per group at a time, so a group's calls
 never overlap and the order items were submitted in is the order they are sent in.
@@ -30,15 +33,22 @@ SendBatch = Callable[[G, list[I]], Awaitable[Sequence[R | BaseException]]]
 class GroupCommit(Generic[G, I, R]):
     """Submissions per group, sent by one sender task per group while any are queued."""
 
-    def __init__(self, send: SendBatch[G, I, R], max_batch: int, name: str) -> None:
+    def __init__(
+        self, send: SendBatch[G, I, R], max_batch: int, name: str, linger: float = 0.0
+    ) -> None:
         self._send, self._max_batch, self._name = send, max_batch, name
+        self._linger = linger
         self._queued: dict[G, list[tuple[I, asyncio.Future[R]]]] = defaultdict(list)
         self._senders: dict[G, asyncio.Task[None]] = {}
+        self._filling: dict[G, asyncio.Event] = {}
 
     async def submit(self, group: G, item: I) -> R:
         """This item's outcome, once the call that carried it has answered."""
         outcome: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queued[group].append((item, outcome))
+        queued = self._queued[group]
+        queued.append((item, outcome))
+        if len(queued) >= self._max_batch and (filling := self._filling.get(group)):
+            filling.set()
         sender = self._senders.get(group)
         if sender is None or sender.done():  # done: its callback has not run yet
             # A fresh context: the sender serves every submitter, not the first one's
@@ -51,10 +61,28 @@ class GroupCommit(Generic[G, I, R]):
         return await outcome
 
     async def _drain(self, group: G) -> None:
-        """Send this group's queue until it is empty; items queued meanwhile go next."""
+        """Send this group's queue until it is empty; items queued meanwhile go next
+        (after lingering, if set: they arrived during a call, so there is load)."""
+        followed = False
         while queued := self._queued.pop(group, None):
+            if followed and self._linger and len(queued) < self._max_batch:
+                self._queued[group] = queued
+                await self._fill(group)
+                queued = self._queued.pop(group)
             self._queued[group] = queued[self._max_batch :]
             await self._call(group, queued[: self._max_batch])
+            followed = True
+
+    async def _fill(self, group: G) -> None:
+        """Wait until the group's queue holds a full batch, or ``linger`` has passed."""
+        filling = self._filling[group] = asyncio.Event()
+        try:
+            async with asyncio.timeout(self._linger):
+                await filling.wait()
+        except TimeoutError:
+            pass
+        finally:
+            del self._filling[group]
 
     def _finished(self, group: G, sender: asyncio.Task[None]) -> None:
         """The sender is done. Normally its queue is empty; cancelled (even before it

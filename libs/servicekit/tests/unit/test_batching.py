@@ -4,6 +4,7 @@ each caller gets its own item's outcome."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from plugboard_servicekit.batching import GroupCommit
@@ -137,3 +138,62 @@ async def test_an_item_submitted_as_the_sender_finishes_is_sent_by_a_new_one() -
     assert await batches.submit("a", 1) == 2  # its sender is done, its callback pending
     assert await batches.submit("a", 3) == 6
     assert recorder.calls == [("a", [1]), ("a", [3])]
+
+
+async def _within(awaitable: Awaitable[int]) -> int:
+    """The awaited value; a test that would wait for a 60 s linger fails in 5 s instead."""
+    async with asyncio.timeout(5):
+        return await awaitable
+
+
+async def _queued_behind_a_call(
+    batches: GroupCommit[str, int, int], recorder: Recorder
+) -> asyncio.Task[int]:
+    """Item 1, queued while a first call (item 0) was held open; that call has answered,
+    so the sender is preparing a following call, with load shown."""
+    recorder.release.clear()
+    first = asyncio.create_task(batches.submit("a", 0))
+    await asyncio.sleep(0)
+    queued = asyncio.create_task(batches.submit("a", 1))
+    await asyncio.sleep(0)
+    recorder.release.set()
+    assert await first == 0
+    await asyncio.sleep(0)
+    assert not queued.done()
+    return queued
+
+
+async def test_with_linger_a_quiet_groups_first_call_still_goes_at_once() -> None:
+    recorder = Recorder()
+    batches = GroupCommit(recorder.send, 10, "test", linger=60)
+    assert await _within(batches.submit("a", 21)) == 42
+
+
+async def test_with_linger_a_following_call_waits_for_its_batch_and_goes_when_full() -> None:
+    recorder = Recorder()
+    batches = GroupCommit(recorder.send, 3, "test", linger=60)
+    queued = await _queued_behind_a_call(batches, recorder)
+    assert [items for _, items in recorder.calls] == [[0]]  # item 1 lingers
+    later = [asyncio.create_task(batches.submit("a", i)) for i in (2, 3)]
+    assert await _within(queued) == 2
+    assert [await _within(task) for task in later] == [4, 6]
+    assert [items for _, items in recorder.calls] == [[0], [1, 2, 3]]
+
+
+async def test_with_linger_a_batch_that_does_not_fill_goes_when_linger_ends() -> None:
+    recorder = Recorder()
+    batches = GroupCommit(recorder.send, 10, "test", linger=0.01)
+    queued = await _queued_behind_a_call(batches, recorder)
+    assert await _within(queued) == 2
+    assert [items for _, items in recorder.calls] == [[0], [1]]
+
+
+async def test_a_sender_stopped_while_lingering_answers_its_waiters() -> None:
+    recorder = Recorder()
+    batches = GroupCommit(recorder.send, 10, "lingering", linger=60)
+    queued = await _queued_behind_a_call(batches, recorder)
+    [sender] = [t for t in asyncio.all_tasks() if t.get_name() == "lingering:a"]
+    sender.cancel()
+    with pytest.raises(Unavailable):
+        await _within(queued)
+    assert await _within(batches.submit("a", 5)) == 10  # the group recovers

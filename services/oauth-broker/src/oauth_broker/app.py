@@ -59,14 +59,15 @@ async def dependencies(runtime: Runtime[OAuthBrokerSettings]) -> AsyncIterator[B
         settings.breaker_cooldown_seconds,
     )
     async with ServiceClient.to(runtime, VAULT) as client:
-        vault = VaultClient(client, settings.client_secret_cache_seconds)
+        linger = settings.write_linger_seconds
+        vault = VaultClient(client, settings.client_secret_cache_seconds, linger)
         provider = ProviderClient(policy, guards, settings.provider_timeout_seconds)
         configs = ConfigStore(pool, vault)
         grants = Grants(provider, configs, vault)
         timing, backoff = _timing(settings)
         owner = f"{runtime.spec.name}:{uuid.uuid4()}"
         keeper = TokenKeeper(
-            pool, vault, configs, grants, timing, backoff, owner, settings.lease_seconds
+            pool, vault, configs, grants, timing, backoff, owner, settings.lease_seconds, linger
         )
         sessions = Sessions(
             pool,

@@ -40,10 +40,14 @@ class Leases:
     one org: an org's check waiting on a locked row never holds up another org's. The
     statements lock in id order, the order every multi-row writer of ``tokens`` uses."""
 
-    def __init__(self, pool: asyncpg.Pool, owner: str, lease_seconds: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, owner: str, lease_seconds: float, record_linger: float = 0.0
+    ) -> None:
         self._pool, self._owner, self._lease = pool, owner, lease_seconds
+        # A check runs while its refresh holds a slot under the endpoint's cap: never
+        # lingers. A record follows the refresh: it may wait for company.
         self._checks = GroupCommit(self._renew, MAX_BATCH, "lease-checks")
-        self._records = GroupCommit(self._record, MAX_BATCH, "refresh-records")
+        self._records = GroupCommit(self._record, MAX_BATCH, "refresh-records", record_linger)
 
     async def still_ours(self, row: TokenRow) -> bool:
         """The fencing check: this owner still holds the lease it claimed (now extended)."""

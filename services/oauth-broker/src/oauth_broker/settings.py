@@ -31,3 +31,7 @@ class OAuthBrokerSettings(ServiceSettings):
     scheduler_enabled: bool = True
     provider_timeout_seconds: float = 10.0
     client_secret_cache_seconds: float = 60.0
+    write_linger_seconds: float = 0.01
+    """Under load, how long a vault write batch and a refresh-record batch wait to
+    fill (``GroupCommit``'s linger): in a storm, fewer and fuller calls. A write with
+    no other in flight goes at once; 0 turns lingering off."""

@@ -31,10 +31,10 @@ class _Write:
 
 
 class TokenWrites:
-    def __init__(self, client: ServiceCaller, max_batch: int) -> None:
+    def __init__(self, client: ServiceCaller, max_batch: int, linger: float = 0.0) -> None:
         self._client = client
         self._batches: GroupCommit[str, _Write, int] = GroupCommit(
-            self._send, max_batch, "token-writes"
+            self._send, max_batch, "token-writes", linger
         )
 
     async def replace(

@@ -91,11 +91,12 @@ class TokenKeeper:
         backoff: Backoff,
         owner: str,
         lease_seconds: float,
+        record_linger: float = 0.0,
     ) -> None:
         self._pool, self._vault, self._configs, self._grants = pool, vault, configs, grants
         self.timing, self._backoff = timing, backoff
         self.owner, self._lease = owner, lease_seconds
-        self.leases = Leases(pool, owner, lease_seconds)
+        self.leases = Leases(pool, owner, lease_seconds, record_linger)
         self._inflight: dict[UUID, asyncio.Task[Issued]] = {}
         self._cache: dict[UUID, Issued] = {}
 

@@ -60,9 +60,11 @@ class RevocationTokens:
 
 
 class VaultClient:
-    def __init__(self, client: ServiceCaller, secret_ttl: float = 60.0) -> None:
+    def __init__(
+        self, client: ServiceCaller, secret_ttl: float = 60.0, write_linger: float = 0.0
+    ) -> None:
         self._client = client
-        self._writes = TokenWrites(client, MAX_BATCH)
+        self._writes = TokenWrites(client, MAX_BATCH, write_linger)
         self._secret_ttl = secret_ttl
         self._secrets: dict[tuple[str, UUID], tuple[Revealed, float]] = {}
 
