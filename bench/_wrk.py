@@ -91,10 +91,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def descendants_cpu(root: int, exclude: frozenset[int] = frozenset()) -> float:
+def descendants_cpu(root: int, exclude: frozenset[int] = frozenset()) -> dict[str, float]:
     """CPU seconds used so far by every live process below ``root`` (children and
     theirs: service processes, Postgres and its backends, the broker), except the
-    ``exclude`` subtrees. A process that already exited is not counted."""
+    ``exclude`` subtrees, summed per kind (``process_kind``). A process that already
+    exited is not counted."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -106,11 +107,21 @@ def descendants_cpu(root: int, exclude: frozenset[int] = frozenset()) -> float:
     while frontier:
         frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - exclude
         below |= frontier
-    total = 0.0
+    totals: dict[str, float] = {}
     for pid in below:
         with contextlib.suppress(OSError):
-            total += cpu_seconds(pid)
-    return total
+            kind = process_kind(pid)
+            totals[kind] = totals.get(kind, 0.0) + cpu_seconds(pid)
+    return totals
+
+
+def process_kind(pid: int) -> str:
+    """``python -m oauth_broker`` is ``oauth_broker``; any other program its file name
+    (``postgres`` for the server and every backend, ``tansu``)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    if b"-m" in argv[:-1]:
+        return argv[argv.index(b"-m") + 1].decode()
+    return Path(argv[0].decode().split()[0].rstrip(":") or "?").name
 
 
 def run_wrk(target: Target, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:

@@ -104,7 +104,7 @@ async def storm(pool: asyncpg.Pool, endpoint: RotatingEndpoint, count: int,
     # wait for the brokers' consumers to have seen every credential.created
     while await pool.fetchval("SELECT count(*) FROM inbox") < count:
         await asyncio.sleep(0.5)
-    stack_cpu, endpoint_cpu = descendants_cpu(os.getpid(), idle), time.process_time()
+    stack_before, endpoint_cpu = descendants_cpu(os.getpid(), idle), time.process_time()
     started = time.monotonic()
     await pool.execute("UPDATE tokens SET due_at = now() WHERE org_id = $1", ORG)
     print(f"storm: {count} credentials due now", file=sys.stderr, flush=True)
@@ -116,7 +116,9 @@ async def storm(pool: asyncpg.Pool, endpoint: RotatingEndpoint, count: int,
             break
         await asyncio.sleep(0.1)
     elapsed = time.monotonic() - started
-    stack_cpu = descendants_cpu(os.getpid(), idle) - stack_cpu
+    stack_by_kind = {kind: cpu - stack_before.get(kind, 0.0)
+                     for kind, cpu in descendants_cpu(os.getpid(), idle).items()}  # fmt: skip
+    stack_cpu = sum(stack_by_kind.values())
     endpoint_cpu = time.process_time() - endpoint_cpu
     refreshed = endpoint.refreshes()
     duplicates = endpoint.reuses + sum(max(0, n - 1) for n in refreshed.values())
@@ -133,6 +135,9 @@ async def storm(pool: asyncpg.Pool, endpoint: RotatingEndpoint, count: int,
         "stale": stale, "endpoint_peak_concurrency": endpoint.peak,
         "throttled_by_endpoint": endpoint.requests["throttled"],
         "stack_cpu_ms_per_refresh": round(stack_cpu * 1000 / count, 3),
+        "stack_cpu_ms_per_refresh_by_process": {
+            kind: round(cpu * 1000 / count, 3) for kind, cpu in sorted(stack_by_kind.items())
+        },
         "stack_cores": round(stack_cpu / elapsed, 2),
         "endpoint_cpu_ms_per_refresh": round(endpoint_cpu * 1000 / count, 3),
         "target_met": elapsed <= 2 * ideal and duplicates == 0 and stale == 0,
