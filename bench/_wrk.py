@@ -116,12 +116,17 @@ def descendants_cpu(root: int, exclude: frozenset[int] = frozenset()) -> dict[st
 
 
 def process_kind(pid: int) -> str:
-    """``python -m oauth_broker`` is ``oauth_broker``; any other program its file name
-    (``postgres`` for the server and every backend, ``tansu``)."""
+    """``python -m oauth_broker`` is ``oauth_broker``; a Postgres backend ``postgres
+    (vault)`` after its role (``postgres: vault postgres [local] idle``), the server's own
+    processes (WAL writer, autovacuum, ...) ``postgres``; any other program its file name
+    (``tansu``)."""
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     if b"-m" in argv[:-1]:
         return argv[argv.index(b"-m") + 1].decode()
-    return Path(argv[0].decode().split()[0].rstrip(":") or "?").name
+    words = argv[0].decode().split() or ["?"]
+    if words[0] == "postgres:" and len(words) >= 4 and words[3].startswith("["):
+        return f"postgres ({words[1]})"
+    return Path(words[0].rstrip(":")).name
 
 
 def run_wrk(target: Target, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:
