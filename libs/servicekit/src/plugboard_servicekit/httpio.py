@@ -104,7 +104,7 @@ def _aiohttp_url(url: httpx.URL) -> yarl.URL:
     return yarl.URL(str(url), encoded=True)
 
 
-@cache
+@lru_cache(maxsize=64)
 def _aiohttp_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(connect=seconds, sock_connect=seconds, sock_read=seconds)
 
@@ -132,7 +132,9 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     bytes. Only a plain body of a known, small length is read at once: a compressed
     one is counted as it inflates."""
     length = response.content_length
-    if length is not None and length <= limit and "Content-Encoding" not in response.headers:
+    if length is not None and length > limit:
+        raise httpx.ReadError(f"the answer is larger than {limit} bytes")
+    if length is not None and "Content-Encoding" not in response.headers:
         return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK):
@@ -241,7 +243,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
         refresh storm. Same span, same errors (httpx's) as ``handle_async_request``;
         ``timeout`` bounds the pool wait, the connect and every read."""
         session = self._current_session()
-        sent = dict(headers)
+        # The body is sent whole: aiohttp frames it (Content-Length), never a caller's.
+        sent = {k: v for k, v in headers.items() if k.lower() not in _FRAMING}
         with _client_span(method, url) as span:
             propagate.inject(sent)
             with _httpx_errors():

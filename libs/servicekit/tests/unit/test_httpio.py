@@ -301,13 +301,16 @@ async def test_an_exchange_reads_the_answer_whole_with_its_headers() -> None:
     async with _recording() as (recorder, url):
         transport = PooledTransport()
         answer = await transport.exchange(
-            "POST", httpx.URL(f"{url}/token?sig=ab%2Fcd"), {"Accept": "application/json"},
+            "POST", httpx.URL(f"{url}/token?sig=ab%2Fcd"),
+            {"Accept": "application/json", "Content-Length": "999"},
             b"grant_type=refresh_token", 2.0,
         )  # fmt: skip
         await transport.aclose()
     request_head, request_body = recorder.requests[0]
     assert request_head.startswith(b"POST /token?sig=ab%2Fcd HTTP/1.1")
     assert request_body == b"grant_type=refresh_token"
+    assert request_head.lower().count(b"content-length") == 1
+    assert b"content-length: 24" in request_head.lower()
     assert (answer.status_code, answer.is_success, answer.content) == (200, True, b"ok")
     answer = await _exchange_with(head.encode(), body)
     assert answer.headers["retry-after"] == "3"
@@ -363,3 +366,23 @@ async def test_an_exchange_maps_failures_as_requests_do() -> None:
     with pytest.raises(httpx.ConnectError):
         await transport.exchange("POST", httpx.URL(f"http://127.0.0.1:{port}/"), {}, b"x", 2.0)
     await transport.aclose()
+
+
+async def test_an_exchange_dropped_after_sending_is_not_a_connect_error() -> None:
+    """As for requests: the server read the token request, so it must not read as
+    never sent (a POST that may have rotated a refresh token is not repeated)."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = PooledTransport()
+    try:
+        with pytest.raises(httpx.TransportError) as caught:
+            await transport.exchange("POST", httpx.URL(f"http://127.0.0.1:{port}/"), {}, b"x", 2.0)
+    finally:
+        await transport.aclose()
+        server.close()
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)

@@ -52,6 +52,8 @@ def test_retry_after_is_kept() -> None:
 def test_network_errors_are_transient() -> None:
     assert classify_exception(httpx.ConnectError("x")).kind is FailureKind.TRANSIENT
     assert classify_exception(httpx.ReadTimeout("x")).error == "timeout"
+    # a token URL that does not parse is fixed by a new config, not by retrying
+    assert classify_exception(httpx.InvalidURL("x")).kind is FailureKind.PERMANENT
 
 
 def test_breaker_opens_and_half_opens() -> None:

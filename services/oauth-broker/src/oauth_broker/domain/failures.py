@@ -119,7 +119,7 @@ def classify_exception(exc: BaseException) -> TokenFailureError:
     """Exceptions raised while calling the provider."""
     if isinstance(exc, TokenFailureError):
         return exc
-    if isinstance(exc, EgressRefusedError):
+    if isinstance(exc, EgressRefusedError | httpx.InvalidURL):  # fixed only by a new config
         return TokenFailureError(FailureKind.PERMANENT, "egress_refused")
     if isinstance(exc, httpx.TimeoutException):
         return TokenFailureError(FailureKind.TRANSIENT, "timeout")
