@@ -127,20 +127,24 @@ class Answer:
         return json.loads(self.content)
 
 
+def _too_large(limit: int) -> httpx.ReadError:
+    return httpx.ReadError(f"the answer is larger than {limit} bytes")
+
+
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The whole (decoded) body, refused (``httpx.ReadError``) once it passes ``limit``
     bytes. Only a plain body of a known, small length is read at once: a compressed
     one is counted as it inflates."""
     length = response.content_length
     if length is not None and length > limit:
-        raise httpx.ReadError(f"the answer is larger than {limit} bytes")
+        raise _too_large(limit)
     if length is not None and "Content-Encoding" not in response.headers:
         return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK):
         body += chunk
         if len(body) > limit:
-            raise httpx.ReadError(f"the answer is larger than {limit} bytes")
+            raise _too_large(limit)
     return bytes(body)
 
 
