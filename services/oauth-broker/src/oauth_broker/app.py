@@ -21,6 +21,7 @@ from oauth_broker.domain.egress import EgressPolicy
 from oauth_broker.domain.timing import Backoff, RefreshTiming
 from oauth_broker.grants import Grants
 from oauth_broker.issuers import IssuerMetadata
+from oauth_broker.leases import Leases
 from oauth_broker.onboarding import Onboarding
 from oauth_broker.provider import ProviderClient
 from oauth_broker.revoker import Revoker
@@ -66,9 +67,10 @@ async def dependencies(runtime: Runtime[OAuthBrokerSettings]) -> AsyncIterator[B
         grants = Grants(provider, configs, vault)
         timing, backoff = _timing(settings)
         owner = f"{runtime.spec.name}:{uuid.uuid4()}"
-        keeper = TokenKeeper(
-            pool, vault, configs, grants, timing, backoff, owner, settings.lease_seconds, linger
+        leases = Leases(
+            pool, owner, settings.lease_seconds, linger, settings.provider_timeout_seconds
         )
+        keeper = TokenKeeper(pool, vault, configs, grants, timing, backoff, leases)
         sessions = Sessions(
             pool,
             configs,

@@ -95,9 +95,12 @@ async def on_credential_states(
     """A partition's credential events in one statement batch (the vault publishes one
     ``credential.refreshed`` per refresh: a storm of them, mostly the broker's own).
 
-    Rows are written in credential id order (a stable sort: one credential's events keep
-    their order), the order the grouped lease statements lock in: a transaction holding
-    rows out of order could deadlock with a refresh batch recording those rows."""
+    One read first drops the events the schedule already holds (``stale_states``): in a
+    storm nearly all of them, since the refresher recorded its own write, and each one
+    sent through the upsert would still lock its row for nothing. Rows are written in
+    credential id order (a stable sort: one credential's events keep their order), the
+    order the grouped lease statements lock in: a transaction holding rows out of order
+    could deadlock with a refresh batch recording those rows."""
     timing = deps.keeper.timing
     rows: list[tuple[Any, ...]] = []
     for event in events:
@@ -111,7 +114,10 @@ async def on_credential_states(
         rows.append((data.credential_id, event.orgid, key, data.version,
                      data.has_refresh_token, expires, issued, due, None, None))  # fmt: skip
     if rows:
-        await conn.executemany(repo.UPSERT_TOKEN, sorted(rows, key=lambda row: row[0]))
+        stale = await repo.stale_states(conn, [(row[0], row[3], row[2]) for row in rows])
+        fresh = [row for row in rows if (row[0], row[3], row[2]) not in stale]
+        if fresh:
+            await conn.executemany(repo.UPSERT_TOKEN, sorted(fresh, key=lambda row: row[0]))
 
 
 async def on_credential_deleted(

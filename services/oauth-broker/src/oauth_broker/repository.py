@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,6 +91,16 @@ ON CONFLICT (credential_id) DO UPDATE
         OR (tokens.vault_version = excluded.vault_version AND tokens.config_key IS NULL
             AND excluded.config_key IS NOT NULL))
 RETURNING true"""
+
+# The (id, version, config key) states UPSERT_TOKEN would not apply (its WHERE), read
+# without locking: versions only grow and a row is bound at most once, so a state stale
+# now stays stale.
+STALE_STATES = """
+SELECT s.credential_id, s.version, s.config_key
+  FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS s(credential_id, version, config_key)
+  JOIN tokens t ON t.credential_id = s.credential_id
+ WHERE t.deleted OR t.vault_version > s.version
+    OR (t.vault_version = s.version AND (t.config_key IS NOT NULL OR s.config_key IS NULL))"""
 
 SET_TEMPLATE_INPUTS = "UPDATE tokens SET template_inputs = $2 WHERE credential_id = $1"
 """The inputs that filled a provider app's URL templates, for this credential's refreshes."""
@@ -197,10 +208,13 @@ class TokenRow:
     lease_owner: str | None
     leased: bool | None
     template_inputs: dict[str, str] | None = None
+    held_from: float | None = None
+    """For a lease this process took: its monotonic clock read right before the claiming
+    statement was sent, so no later than the lease's start (``Leases.still_ours``)."""
 
     @classmethod
-    def of(cls, record: Any) -> TokenRow:
-        return cls(**dict(record))
+    def of(cls, record: Any, held_from: float | None = None) -> TokenRow:
+        return cls(**dict(record), held_from=held_from)
 
 
 async def upsert_config(
@@ -238,15 +252,27 @@ async def get_token(conn: Executor, org: str, credential_id: UUID) -> TokenRow |
     return None if row is None else TokenRow.of(row)
 
 
+async def stale_states(
+    conn: Executor, states: Sequence[tuple[UUID, int, str | None]]
+) -> set[tuple[UUID, int, str | None]]:
+    """Those of the (credential id, version, config key) states the schedule has seen."""
+    columns = ([s[0] for s in states], [s[1] for s in states], [s[2] for s in states])
+    rows = await conn.fetch(STALE_STATES, *columns)
+    return {(r["credential_id"], r["version"], r["config_key"]) for r in rows}
+
+
 async def acquire_lease(
     conn: Executor, org: str, credential_id: UUID, owner: str, seconds: float
 ) -> TokenRow | None:
+    sent = time.monotonic()
     row = await conn.fetchrow(ACQUIRE_LEASE, org, credential_id, owner, seconds)
-    return None if row is None else TokenRow.of(row)
+    return None if row is None else TokenRow.of(row, held_from=sent)
 
 
 async def claim_due(conn: Executor, owner: str, limit: int, seconds: float) -> list[TokenRow]:
-    return [TokenRow.of(r) for r in await conn.fetch(CLAIM_DUE, owner, limit, seconds)]
+    sent = time.monotonic()
+    rows = await conn.fetch(CLAIM_DUE, owner, limit, seconds)
+    return [TokenRow.of(r, held_from=sent) for r in rows]
 
 
 def as_json(value: Any) -> str:

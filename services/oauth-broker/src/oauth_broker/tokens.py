@@ -89,14 +89,11 @@ class TokenKeeper:
         grants: Grants,
         timing: RefreshTiming,
         backoff: Backoff,
-        owner: str,
-        lease_seconds: float,
-        record_linger: float = 0.0,
+        leases: Leases,
     ) -> None:
         self._pool, self._vault, self._configs, self._grants = pool, vault, configs, grants
         self.timing, self._backoff = timing, backoff
-        self.owner, self._lease = owner, lease_seconds
-        self.leases = Leases(pool, owner, lease_seconds, record_linger)
+        self.leases, self.owner, self._lease = leases, leases.owner, leases.lease_seconds
         self._inflight: dict[UUID, asyncio.Task[Issued]] = {}
         self._cache: dict[UUID, Issued] = {}
 

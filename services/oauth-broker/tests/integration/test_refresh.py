@@ -14,6 +14,8 @@ import httpx
 import pytest
 from broker_helpers import Broker, access, headers, new_org, publishing, seed_config
 from broker_rotating import RotatingEndpoint, rotating_settings, serve_rotating
+from oauth_broker import repository as repo
+from oauth_broker.provider import LeaseLostError
 from plugboard_contracts.payloads import CredentialRefreshFailed
 from plugboard_servicekit.testing import Canary, TopicReader, wait_until
 
@@ -173,3 +175,28 @@ async def test_token_without_expires_in_is_refreshed_by_the_default_lifetime(
 
         await wait_until(refreshed_again, 15)
         assert endpoint.reuses == 0
+
+
+async def test_a_refresh_whose_lease_was_taken_over_never_reaches_the_provider(
+    start_broker: StartBroker, endpoint: RotatingEndpoint, jwt_keys: tuple[str, str]
+) -> None:
+    """The fencing check right before the provider call. A holder that stalled past its
+    lease finds it claimed by another replica and stops with its refresh token unused
+    (a lease shorter than a provider call: every check asks Postgres)."""
+    org = new_org()
+    async with start_broker(lease_seconds=0.3, provider_timeout_seconds=1) as broker:
+        pool, keeper = broker.deps.pool, broker.deps.keeper
+        cid = await imported(broker, endpoint, jwt_keys, org, "stalled")
+        await make_due(broker, cid)
+        [stalled] = [r for r in await repo.claim_due(pool, keeper.owner, 100, 0.3)
+                     if r.credential_id == cid]  # fmt: skip
+        await asyncio.sleep(0.5)
+        [taken] = [r for r in await repo.claim_due(pool, "oauth-broker:other", 100, 30)
+                   if r.credential_id == cid]  # fmt: skip
+        with pytest.raises(LeaseLostError):
+            await keeper.refresh_scheduled(stalled)
+        assert endpoint.refreshes()["stalled"] == 1  # the import's only
+        assert endpoint.reuses == 0
+        row = await repo.get_token(pool, org, cid)
+        assert row is not None
+        assert (row.lease_owner, row.fencing) == ("oauth-broker:other", taken.fencing)

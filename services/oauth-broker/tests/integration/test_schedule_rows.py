@@ -19,6 +19,7 @@ from plugboard_contracts.enums import CredentialType
 from plugboard_contracts.envelope import CloudEvent
 from plugboard_contracts.payloads import CredentialRefreshed
 from plugboard_contracts.topics import new_event
+from plugboard_servicekit import db
 from plugboard_servicekit.testing import wait_until
 
 pytestmark = pytest.mark.integration
@@ -122,3 +123,50 @@ async def _waits_on_a_lock(pool: asyncpg.Pool) -> bool:
         " AND query LIKE '%INSERT INTO tokens%'"
     )
     return bool(waiting)
+
+
+async def test_a_lease_with_a_provider_call_left_is_confirmed_by_the_clock_alone(
+    broker: Broker, postgres_dsn: str
+) -> None:
+    """Fresh from its claim, a 30 s lease has more than a 10 s provider call left: the
+    fencing check needs no statement (it holds with no database to ask). With less
+    than a call left, it asks Postgres, which still knows the lease as this owner's."""
+    row, _ = await _leased_row(broker)
+    unreachable = await db.create_pool(postgres_dsn, "oauth", max_size=1)
+    await unreachable.close()
+    assert await Leases(unreachable, OWNER, 30, call_seconds=10).still_ours(row)
+    with pytest.raises(asyncpg.InterfaceError):
+        await Leases(unreachable, OWNER, 30, call_seconds=29.5).still_ours(row)
+    assert await Leases(broker.deps.pool, OWNER, 30, call_seconds=29.5).still_ours(row)
+    assert not await Leases(broker.deps.pool, "oauth-broker:other", 30).still_ours(row)
+
+
+async def test_the_consumer_skips_exactly_the_states_the_upsert_would_not_apply(
+    broker: Broker,
+) -> None:
+    """``stale_states`` (the consumer's read before writing) against the upsert itself,
+    over every stored row (unbound or bound, deleted or not) and incoming state (an
+    older, equal or newer version; with or without a config key)."""
+    pool, org, now = broker.deps.pool, new_org(), datetime.now(UTC)
+    states: list[tuple[UUID, int, str | None]] = []
+    for bound in (None, "config:x"):
+        for deleted in (False, True):
+            cid = uuid4()
+            await pool.execute(repo.UPSERT_TOKEN, cid, org, bound, 2, True, now, now, now,
+                               None, None)  # fmt: skip
+            if deleted:
+                await pool.execute(repo.DELETE_TOKEN, cid, org, 2)
+            states += [(cid, v, key) for v in (1, 2, 3) for key in (None, "app:y")]
+    states.append((uuid4(), 1, None))  # no row yet
+    skipped = await repo.stale_states(pool, states)
+    applied: set[tuple[UUID, int, str | None]] = set()
+    for state in states:
+        async with pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            args = (state[0], org, state[2], state[1], True, now, now, now, None, None)
+            if await conn.fetchval(repo.UPSERT_TOKEN, *args):
+                applied.add(state)
+            await transaction.rollback()
+    assert skipped == set(states) - applied
+    assert len(applied) == 6  # newer versions (4), a binding of the unbound row, a new row
