@@ -95,8 +95,22 @@ async def seed(vault_url: str, token: str, pool: asyncpg.Pool, endpoint: Rotatin
     return ids
 
 
+async def grouped_call_items(broker_urls: list[str]) -> dict[str, float]:
+    """Mean items per grouped call, per operation, over the brokers (their /metrics):
+    how full the shared vault writes, lease statements and config reads ran."""
+    sums: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for url in broker_urls:
+            for line in (await client.get(f"{url}/metrics")).text.splitlines():
+                for suffix, index in (("_sum{", 0), ("_count{", 1)):
+                    if line.startswith("plugboard_grouped_call_items" + suffix):
+                        operation = line.split('operation="', 1)[1].split('"', 1)[0]
+                        sums.setdefault(operation, [0.0, 0.0])[index] += float(line.split()[-1])
+    return {op: round(total / calls, 1) for op, (total, calls) in sorted(sums.items()) if calls}
+
+
 async def storm(pool: asyncpg.Pool, endpoint: RotatingEndpoint, count: int,
-                idle: frozenset[int]) -> dict[str, Any]:  # fmt: skip
+                idle: frozenset[int], broker_urls: list[str]) -> dict[str, Any]:  # fmt: skip
     """The storm, with the CPU it cost: the stack's (brokers, vault, Postgres, Tansu:
     every process below this one but the ``idle`` bare server) and this process's (the
     token endpoint and the polling), per refresh. On 2 shared cores the stack's CPU
@@ -140,6 +154,7 @@ async def storm(pool: asyncpg.Pool, endpoint: RotatingEndpoint, count: int,
         },
         "stack_cores": round(stack_cpu / elapsed, 2),
         "endpoint_cpu_ms_per_refresh": round(endpoint_cpu * 1000 / count, 3),
+        "grouped_call_items_mean": await grouped_call_items(broker_urls),
         "target_met": elapsed <= 2 * ideal and duplicates == 0 and stale == 0,
     }  # fmt: skip
 
@@ -185,7 +200,7 @@ async def main(count: int, runs: int, seconds: float) -> dict[str, Any]:
                                scopes=["credentials:write", "oauth:tokens"])  # fmt: skip
             async with serve_rotating(RotatingEndpoint(latency=LATENCY, cap=CAP)) as endpoint:
                 with serve(["-m", "oauth_broker"], env, "OAUTH_HTTP_PORT") as first, \
-                        serve(["-m", "oauth_broker"], env, "OAUTH_HTTP_PORT"), \
+                        serve(["-m", "oauth_broker"], env, "OAUTH_HTTP_PORT") as second, \
                         serve([__file__, "--bare-server", dsn], {}) as bare:  # fmt: skip
                     await asyncio.to_thread(wait_ready, first[1], "/readyz")
                     pool = await db.create_pool(dsn, "oauth", max_size=4)
@@ -194,7 +209,8 @@ async def main(count: int, runs: int, seconds: float) -> dict[str, Any]:
                             stack.url("credential-vault"), token, pool, endpoint, count
                         )
                         idle = frozenset({bare[0].pid})
-                        storm_report = await storm(pool, endpoint, count, idle)
+                        urls = [first[1], second[1]]
+                        storm_report = await storm(pool, endpoint, count, idle, urls)
                     finally:
                         await pool.close()
                     await asyncio.to_thread(wait_ready, bare[1], "/docs")

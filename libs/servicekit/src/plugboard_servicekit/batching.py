@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from plugboard_servicekit.errors import Unavailable
+from plugboard_servicekit.metrics import GROUPED_CALL_ITEMS
 
 G = TypeVar("G", bound=Hashable)
 I = TypeVar("I")  # noqa: E741 - the item type
@@ -41,6 +42,7 @@ class GroupCommit(Generic[G, I, R]):
         self._queued: dict[G, list[tuple[I, asyncio.Future[R]]]] = defaultdict(list)
         self._senders: dict[G, asyncio.Task[None]] = {}
         self._filling: dict[G, asyncio.Event] = {}
+        self._items = GROUPED_CALL_ITEMS.labels(name)
 
     async def submit(self, group: G, item: I) -> R:
         """This item's outcome, once the call that carried it has answered."""
@@ -96,6 +98,7 @@ class GroupCommit(Generic[G, I, R]):
 
     async def _call(self, group: G, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         outcomes: Sequence[R | BaseException]
+        self._items.observe(len(batch))
         try:
             outcomes = await self._send(group, [item for item, _ in batch])
             if len(outcomes) != len(batch):

@@ -55,6 +55,13 @@ SERVICE_CALLS = Counter(
     "Calls to other services by target, method and outcome (status class or error).",
     ["target", "method", "outcome"],
 )
+GROUPED_CALL_ITEMS = Histogram(
+    "plugboard_grouped_call_items",
+    "Items per call of a group commit (batching.GroupCommit), by operation name: how full"
+    " the shared calls run under load.",
+    ["operation"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 OUTBOX_DEAD_LETTERS = Counter(
     "plugboard_outbox_dead_letters_total",
     "Outbox rows the broker can never accept (e.g. too large), parked in outbox_dead_letters.",

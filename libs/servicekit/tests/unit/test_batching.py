@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 import pytest
 from plugboard_servicekit.batching import GroupCommit
 from plugboard_servicekit.errors import Unavailable
+from prometheus_client import REGISTRY
 
 
 class Recorder:
@@ -197,3 +198,19 @@ async def test_a_sender_stopped_while_lingering_answers_its_waiters() -> None:
     with pytest.raises(Unavailable):
         await _within(queued)
     assert await _within(batches.submit("a", 5)) == 10  # the group recovers
+
+
+async def test_every_call_is_counted_with_its_items_in_the_metrics() -> None:
+    """``plugboard_grouped_call_items{operation=...}``: how full the shared calls run."""
+    recorder = Recorder()
+    recorder.release.clear()
+    batches = GroupCommit(recorder.send, 3, "metrics-test")
+    first = asyncio.create_task(batches.submit("a", 0))
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(batches.submit("a", i)) for i in range(1, 4)]
+    await asyncio.sleep(0)
+    recorder.release.set()
+    await asyncio.gather(first, *rest)
+    labels = {"operation": "metrics-test"}
+    assert REGISTRY.get_sample_value("plugboard_grouped_call_items_count", labels) == 2
+    assert REGISTRY.get_sample_value("plugboard_grouped_call_items_sum", labels) == 4
