@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from plugboard_servicekit import db, embedded
 from plugboard_servicekit.auth import generate_keypair, mint_token
 from plugboard_servicekit.testing.processes import start_service_processes
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services/oauth-broker/tests"))
 from broker_rotating import RotatingEndpoint, serve_rotating  # pyright: ignore[reportMissingImports]
@@ -101,11 +102,16 @@ async def grouped_call_items(broker_urls: list[str]) -> dict[str, float]:
     sums: dict[str, list[float]] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for url in broker_urls:
-            for line in (await client.get(f"{url}/metrics")).text.splitlines():
-                for suffix, index in (("_sum{", 0), ("_count{", 1)):
-                    if line.startswith("plugboard_grouped_call_items" + suffix):
-                        operation = line.split('operation="', 1)[1].split('"', 1)[0]
-                        sums.setdefault(operation, [0.0, 0.0])[index] += float(line.split()[-1])
+            text = (await client.get(f"{url}/metrics")).text
+            for family in text_string_to_metric_families(text):
+                if family.name != "plugboard_grouped_call_items":
+                    continue
+                for sample in family.samples:
+                    index = {"_sum": 0, "_count": 1}.get(sample.name.removeprefix(family.name))
+                    if index is not None:
+                        sums.setdefault(sample.labels["operation"], [0.0, 0.0])[index] += (
+                            sample.value
+                        )
     return {op: round(total / calls, 1) for op, (total, calls) in sorted(sums.items()) if calls}
 
 

@@ -114,8 +114,9 @@ async def on_credential_states(
         rows.append((data.credential_id, event.orgid, key, data.version,
                      data.has_refresh_token, expires, issued, due, None, None))  # fmt: skip
     if rows:
-        stale = await repo.stale_states(conn, [(row[0], row[3], row[2]) for row in rows])
-        fresh = [row for row in rows if (row[0], row[3], row[2]) not in stale]
+        states = [(row[0], row[3], row[2]) for row in rows]  # id, version, config key
+        stale = await repo.stale_states(conn, states)
+        fresh = [row for row, state in zip(rows, states, strict=True) if state not in stale]
         if fresh:
             await conn.executemany(repo.UPSERT_TOKEN, sorted(fresh, key=lambda row: row[0]))
 

@@ -93,9 +93,13 @@ class TokenKeeper:
     ) -> None:
         self._pool, self._vault, self._configs, self._grants = pool, vault, configs, grants
         self.timing, self._backoff = timing, backoff
-        self.leases, self.owner, self._lease = leases, leases.owner, leases.lease_seconds
+        self.leases = leases
         self._inflight: dict[UUID, asyncio.Task[Issued]] = {}
         self._cache: dict[UUID, Issued] = {}
+
+    @property
+    def owner(self) -> str:
+        return self.leases.owner
 
     def renewable(self, has_refresh: bool, grant_type: str | None) -> bool:
         return has_refresh or grant_type in ("client_credentials", "password", "jwt-bearer")
@@ -206,10 +210,10 @@ class TokenKeeper:
         self, row: TokenRow, seen_version: int, min_validity: timedelta | None
     ) -> Issued:
         """Take the lease, or wait for whoever has it and use what they stored."""
-        deadline = asyncio.get_running_loop().time() + self._lease + 5
+        deadline = asyncio.get_running_loop().time() + self.leases.lease_seconds + 5
         while asyncio.get_running_loop().time() < deadline:
             leased = await repo.acquire_lease(
-                self._pool, row.org_id, row.credential_id, self.owner, self._lease
+                self._pool, row.org_id, row.credential_id, self.owner, self.leases.lease_seconds
             )
             if leased is not None:
                 try:
