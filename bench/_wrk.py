@@ -50,8 +50,9 @@ def ensure_wrk() -> str:
     if os.geteuid() != 0:
         raise SystemExit("wrk is missing: run `sudo apt-get install -y wrk` (or `make bench`)")
     print("installing wrk (apt-get)", file=sys.stderr)
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    # apt's progress goes to stderr: stdout carries the bench's JSON
+    subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=sys.stderr)
     return shutil.which("wrk") or "wrk"
 
 
