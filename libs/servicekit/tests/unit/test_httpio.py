@@ -139,7 +139,24 @@ async def test_a_silent_server_is_a_read_timeout() -> None:
         server.close()
 
 
-async def test_a_call_is_a_client_span_whose_context_goes_out_as_traceparent() -> None:
+async def _get_through_httpx(url: str) -> None:
+    async with httpx.AsyncClient(transport=PooledTransport()) as client:
+        await client.get(url)
+
+
+async def _exchange(url: str) -> None:
+    transport = PooledTransport()
+    try:
+        await transport.exchange("POST", httpx.URL(url), {}, b"grant_type=x", 2.0)
+    finally:
+        await transport.aclose()
+
+
+@pytest.mark.parametrize("call", [_get_through_httpx, _exchange], ids=["request", "exchange"])
+async def test_a_call_is_a_client_span_whose_context_goes_out_as_traceparent(
+    call: Callable[[str], Awaitable[None]],
+) -> None:
+    """Both ways out (httpx requests and the token calls' ``exchange``) trace alike."""
     exporter = InMemorySpanExporter()
     configure_tracing("demo", otlp_endpoint=None).add_span_processor(SimpleSpanProcessor(exporter))
     sampled = SpanContext(0xAB << 120, 0xCD, is_remote=True, trace_flags=TraceFlags(1))
@@ -155,8 +172,7 @@ async def test_a_call_is_a_client_span_whose_context_goes_out_as_traceparent() -
     port = server.sockets[0].getsockname()[1]
     token = context.attach(trace.set_span_in_context(NonRecordingSpan(sampled)))
     try:
-        async with httpx.AsyncClient(transport=PooledTransport()) as client:
-            await client.get(f"http://127.0.0.1:{port}/token?code=secret-code")
+        await call(f"http://127.0.0.1:{port}/token?code=secret-code")
     finally:
         context.detach(token)
         server.close()
