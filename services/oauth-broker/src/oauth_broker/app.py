@@ -87,7 +87,6 @@ async def dependencies(runtime: Runtime[OAuthBrokerSettings]) -> AsyncIterator[B
             vault,
             batch=settings.scheduler_batch,
             interval=settings.scheduler_interval_seconds,
-            lease_seconds=settings.lease_seconds,
         )
         revoker = Revoker(keeper, configs, provider, vault)
         onboarding = Onboarding(pool, configs, grants, vault, keeper)

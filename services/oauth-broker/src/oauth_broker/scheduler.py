@@ -36,10 +36,9 @@ class Scheduler:
         *,
         batch: int,
         interval: float,
-        lease_seconds: float,
     ) -> None:
         self._pool, self._keeper, self._vault = pool, keeper, vault
-        self._batch, self._interval, self._lease = batch, interval, lease_seconds
+        self._batch, self._interval = batch, interval
         self._running: dict[UUID, asyncio.Task[None]] = {}
         self._slot_free = asyncio.Event()
 
@@ -57,7 +56,8 @@ class Scheduler:
         free = self._batch - len(self._running)
         if free <= 0 or (self._running and free < max(1, self._batch // 4)):
             return 0
-        rows = await repo.claim_due(self._pool, self._keeper.owner, free, self._lease)
+        leases = self._keeper.leases
+        rows = await repo.claim_due(self._pool, leases.owner, free, leases.lease_seconds)
         prefetched = await self._prefetch(rows)
         for row in rows:
             task = asyncio.create_task(self._refresh(row, prefetched.get(row.credential_id)))
