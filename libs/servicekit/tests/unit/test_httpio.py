@@ -152,39 +152,36 @@ async def _exchange(url: str) -> None:
         await transport.aclose()
 
 
-@pytest.mark.parametrize("call", [_get_through_httpx, _exchange], ids=["request", "exchange"])
+@pytest.mark.parametrize(
+    ("call", "method", "body"),
+    [(_get_through_httpx, "GET", b""), (_exchange, "POST", b"grant_type=x")],
+    ids=["request", "exchange"],
+)
 async def test_a_call_is_a_client_span_whose_context_goes_out_as_traceparent(
-    call: Callable[[str], Awaitable[None]],
+    call: Callable[[str], Awaitable[None]], method: str, body: bytes
 ) -> None:
     """Both ways out (httpx requests and the token calls' ``exchange``) trace alike."""
     exporter = InMemorySpanExporter()
     configure_tracing("demo", otlp_endpoint=None).add_span_processor(SimpleSpanProcessor(exporter))
     sampled = SpanContext(0xAB << 120, 0xCD, is_remote=True, trace_flags=TraceFlags(1))
-    received: list[bytes] = []
-
-    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(_RESPONSE)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(record, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     token = context.attach(trace.set_span_in_context(NonRecordingSpan(sampled)))
     try:
-        await call(f"http://127.0.0.1:{port}/token?code=secret-code")
+        async with _recording() as (recorder, url):
+            await call(f"{url}/token?code=secret-code")
     finally:
         context.detach(token)
-        server.close()
     (span,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
     assert span.parent is not None
     assert span.parent.span_id == 0xCD
     assert span.attributes is not None
-    assert span.attributes["url.full"] == f"http://127.0.0.1:{port}/token"
+    assert span.attributes["url.full"] == f"{url}/token"
+    assert span.attributes["http.request.method"] == method
     assert span.attributes["http.response.status_code"] == 200
     own = span.get_span_context()
     assert own is not None
-    assert f"-{own.span_id:016x}-01".encode() in received[0]
+    ((head, sent),) = recorder.requests
+    assert f"-{own.span_id:016x}-01".encode() in head
+    assert sent == body
 
 
 class _Recorder:

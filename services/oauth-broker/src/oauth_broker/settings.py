@@ -1,8 +1,8 @@
 """Settings of the oauth-broker service (env prefix `OAUTH_`; shared settings unprefixed).
 
-Every number is bounded, so a mistyped value (a zero batch, a negative lease, a
-jitter of 5) stops the service at start-up naming the setting, instead of a
-scheduler that never claims or a lease that is always lost.
+Every number of the broker's own is bounded, so a mistyped value (a zero batch, a
+negative lease, a jitter of 5) stops the service at start-up naming the setting,
+instead of a scheduler that never claims or a lease that is always lost.
 """
 
 from typing import Self
@@ -22,7 +22,8 @@ class OAuthBrokerSettings(ServiceSettings):
     session_ttl_seconds: int = Field(default=600, gt=0)
     refresh_margin_seconds: int = Field(default=300, ge=0)
     default_token_lifetime_seconds: int = Field(default=3600, gt=0)
-    keepalive_seconds: int = Field(default=86400, gt=0)
+    keepalive_seconds: int = Field(default=86400, ge=0)
+    """Refresh an idle refresh token at least this often; 0: no keep-alive refresh."""
     keepalive_jitter: float = Field(default=0.1, ge=0, lt=1)
     token_endpoint_concurrency: int = Field(default=10, ge=1)
     breaker_threshold: int = Field(default=5, ge=1)
