@@ -82,7 +82,6 @@ async def dependencies(runtime: Runtime[OAuthBrokerSettings]) -> AsyncIterator[B
             timedelta(seconds=settings.session_ttl_seconds),
         )
         scheduler = Scheduler(
-            pool,
             keeper,
             vault,
             batch=settings.scheduler_batch,

@@ -63,6 +63,16 @@ class Leases:
         self._checks = GroupCommit(self._renew, MAX_BATCH, "lease-checks")
         self._records = GroupCommit(self._record, MAX_BATCH, "refresh-records", record_linger)
 
+    async def claim_due(self, limit: int) -> list[TokenRow]:
+        """Up to ``limit`` due rows, leased to this owner (the scheduler's claim)."""
+        return await repo.claim_due(self._pool, self.owner, limit, self.lease_seconds)
+
+    async def acquire(self, org: str, credential_id: UUID) -> TokenRow | None:
+        """The credential's row leased to this owner, or None while another holds it."""
+        return await repo.acquire_lease(
+            self._pool, org, credential_id, self.owner, self.lease_seconds
+        )
+
     async def still_ours(self, row: TokenRow) -> bool:
         """The fencing check: this owner still holds the lease it claimed.
 

@@ -13,12 +13,10 @@ import asyncio
 from collections import defaultdict
 from uuid import UUID
 
-import asyncpg
 from plugboard_servicekit.errors import DomainError
 from plugboard_servicekit.logging import get_logger
 from plugboard_servicekit.tasks import wait_event
 
-from oauth_broker import repository as repo
 from oauth_broker.provider import LeaseLostError
 from oauth_broker.repository import TokenRow
 from oauth_broker.tokens import TokenKeeper
@@ -30,14 +28,13 @@ log = get_logger(__name__)
 class Scheduler:
     def __init__(
         self,
-        pool: asyncpg.Pool,
         keeper: TokenKeeper,
         vault: VaultClient,
         *,
         batch: int,
         interval: float,
     ) -> None:
-        self._pool, self._keeper, self._vault = pool, keeper, vault
+        self._keeper, self._vault = keeper, vault
         self._batch, self._interval = batch, interval
         self._running: dict[UUID, asyncio.Task[None]] = {}
         self._slot_free = asyncio.Event()
@@ -56,8 +53,7 @@ class Scheduler:
         free = self._batch - len(self._running)
         if free <= 0 or (self._running and free < max(1, self._batch // 4)):
             return 0
-        leases = self._keeper.leases
-        rows = await repo.claim_due(self._pool, leases.owner, free, leases.lease_seconds)
+        rows = await self._keeper.leases.claim_due(free)
         prefetched = await self._prefetch(rows)
         for row in rows:
             task = asyncio.create_task(self._refresh(row, prefetched.get(row.credential_id)))

@@ -212,9 +212,7 @@ class TokenKeeper:
         """Take the lease, or wait for whoever has it and use what they stored."""
         deadline = asyncio.get_running_loop().time() + self.leases.lease_seconds + 5
         while asyncio.get_running_loop().time() < deadline:
-            leased = await repo.acquire_lease(
-                self._pool, row.org_id, row.credential_id, self.owner, self.leases.lease_seconds
-            )
+            leased = await self.leases.acquire(row.org_id, row.credential_id)
             if leased is not None:
                 try:
                     return await self.refresh_leased(leased, seen_version, min_validity)
